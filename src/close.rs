@@ -1,0 +1,331 @@
+//! Why a connection ended, and the pure functions that decide it.
+//!
+//! Nothing here touches a socket: [`classify_read`] and [`reason_from_error`]
+//! take the result of a read (or any I/O call) and say what it means, so they
+//! are unit-tested with errors built from `io::ErrorKind`s.
+
+use std::fmt;
+use std::io;
+
+/// Why a connection ended.
+///
+/// The first cause observed wins: once a peer's FIN was seen, a later close of
+/// this side still reports [`PeerClosed`](CloseReason::PeerClosed).
+/// `Display` gives a short lowercase phrase; [`raw_os_error`](CloseReason::raw_os_error)
+/// the errno, if the OS gave one.
+///
+/// # Examples
+///
+/// ```
+/// use hangup::CloseReason;
+///
+/// let reason = CloseReason::from_error(std::io::Error::from_raw_os_error(104));
+/// assert!(matches!(reason, CloseReason::Reset));
+/// assert_eq!(reason.to_string(), "reset by peer");
+/// assert!(reason.is_peer_gone());
+/// ```
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum CloseReason {
+    /// A read returned 0: the peer's orderly FIN, after all of its data was delivered.
+    PeerClosed,
+    /// The peer aborted the connection: ECONNRESET, EPIPE or ECONNABORTED (an RST).
+    Reset,
+    /// The kernel gave up on the peer: keepalive probes or `TCP_USER_TIMEOUT` ran out
+    /// (ETIMEDOUT), or retransmissions ended in EHOSTUNREACH/ENETUNREACH because the
+    /// path to the peer died. The peer vanished.
+    TimedOut,
+    /// Nothing arrived from the peer within the idle timeout.
+    Idle,
+    /// A deadline set with [`Conn::set_deadline`](crate::Conn::set_deadline) passed.
+    Deadline,
+    /// This side closed it: [`Conn::close`](crate::Conn::close),
+    /// [`Conn::abort`](crate::Conn::abort) or [`Handle::close`](crate::Handle::close).
+    Local,
+    /// The peer stopped reading and pending output passed
+    /// [`Config::max_write_buffer`](crate::Config::max_write_buffer).
+    Backpressure,
+    /// The reactor shut down (or was dropped) with the connection still open.
+    Shutdown,
+    /// A callback of this connection's handler panicked; the reactor carried on.
+    Panicked,
+    /// Any other error, with the errno kept (see [`raw_os_error`](CloseReason::raw_os_error)).
+    Error(io::Error),
+}
+
+/// errno values named in the docs, per platform; `None` where it has none.
+const ETIMEDOUT: Option<i32> = crate::sys::ETIMEDOUT;
+const ECONNRESET: Option<i32> = crate::sys::ECONNRESET;
+
+impl CloseReason {
+    /// Maps an I/O error from a socket to the reason it means.
+    ///
+    /// | error | reason |
+    /// |---|---|
+    /// | `ConnectionReset`, `BrokenPipe`, `ConnectionAborted` | [`Reset`](CloseReason::Reset) |
+    /// | `TimedOut`, `HostUnreachable`, `NetworkUnreachable` | [`TimedOut`](CloseReason::TimedOut) |
+    /// | anything else | [`Error`](CloseReason::Error), errno kept |
+    pub fn from_error(e: io::Error) -> CloseReason {
+        reason_from_error(e)
+    }
+
+    /// The errno behind this reason, if any.
+    ///
+    /// [`Reset`](CloseReason::Reset) gives ECONNRESET and
+    /// [`TimedOut`](CloseReason::TimedOut) ETIMEDOUT (the errno that names the
+    /// class; an EPIPE or EHOSTUNREACH that led to it is logged at debug level);
+    /// [`Error`](CloseReason::Error) gives its own errno. Reasons that no errno
+    /// caused give `None`.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            CloseReason::Reset => ECONNRESET,
+            CloseReason::TimedOut => ETIMEDOUT,
+            CloseReason::Error(e) => e.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// True when the peer, or the path to it, ended the connection:
+    /// [`PeerClosed`](CloseReason::PeerClosed), [`Reset`](CloseReason::Reset) or
+    /// [`TimedOut`](CloseReason::TimedOut).
+    pub fn is_peer_gone(&self) -> bool {
+        matches!(
+            self,
+            CloseReason::PeerClosed | CloseReason::Reset | CloseReason::TimedOut
+        )
+    }
+
+    /// A short stable name for the variant, e.g. `"Reset"`, for tables and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CloseReason::PeerClosed => "PeerClosed",
+            CloseReason::Reset => "Reset",
+            CloseReason::TimedOut => "TimedOut",
+            CloseReason::Idle => "Idle",
+            CloseReason::Deadline => "Deadline",
+            CloseReason::Local => "Local",
+            CloseReason::Backpressure => "Backpressure",
+            CloseReason::Shutdown => "Shutdown",
+            CloseReason::Panicked => "Panicked",
+            CloseReason::Error(_) => "Error",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseReason::PeerClosed => f.write_str("closed by peer"),
+            CloseReason::Reset => f.write_str("reset by peer"),
+            CloseReason::TimedOut => f.write_str("timed out"),
+            CloseReason::Idle => f.write_str("idle timeout"),
+            CloseReason::Deadline => f.write_str("deadline passed"),
+            CloseReason::Local => f.write_str("closed locally"),
+            CloseReason::Backpressure => f.write_str("write buffer full"),
+            CloseReason::Shutdown => f.write_str("reactor shut down"),
+            CloseReason::Panicked => f.write_str("handler panicked"),
+            CloseReason::Error(e) => write!(f, "error: {e}"),
+        }
+    }
+}
+
+/// What one `read` result means for the connection.
+#[derive(Debug)]
+pub(crate) enum ReadOutcome {
+    /// `n > 0` bytes arrived.
+    Data(usize),
+    /// The read returned 0: the peer's FIN.
+    Eof,
+    /// Nothing more to read for now.
+    WouldBlock,
+    /// A signal interrupted the read; retry it.
+    Interrupted,
+    /// The connection is dead, for this reason.
+    Closed(CloseReason),
+}
+
+/// Decides what a read result means. Pure: the read itself happens elsewhere.
+pub(crate) fn classify_read(result: io::Result<usize>) -> ReadOutcome {
+    match result {
+        Ok(0) => ReadOutcome::Eof,
+        Ok(n) => ReadOutcome::Data(n),
+        Err(e) => match e.kind() {
+            io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
+            io::ErrorKind::Interrupted => ReadOutcome::Interrupted,
+            _ => ReadOutcome::Closed(reason_from_error(e)),
+        },
+    }
+}
+
+/// Maps an error from a socket call (read, write, `SO_ERROR`) to a [`CloseReason`].
+///
+/// EHOSTUNREACH and ENETUNREACH count as [`CloseReason::TimedOut`]: on an
+/// established connection the kernel reports them in place of ETIMEDOUT when
+/// its retransmissions (or keepalive probes) gave up and the last thing it
+/// learned was that the path to the peer is gone (neighbour discovery failed,
+/// or an ICMP unreachable arrived). Either way the peer vanished.
+pub(crate) fn reason_from_error(e: io::Error) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::ConnectionAborted => {
+            if e.raw_os_error() != ECONNRESET {
+                log::debug!("{e} counted as a reset");
+            }
+            CloseReason::Reset
+        }
+        io::ErrorKind::TimedOut
+        | io::ErrorKind::HostUnreachable
+        | io::ErrorKind::NetworkUnreachable => {
+            if e.raw_os_error() != ETIMEDOUT {
+                log::debug!("{e} counted as timed out: the path to the peer is gone");
+            }
+            CloseReason::TimedOut
+        }
+        _ => CloseReason::Error(e),
+    }
+}
+
+/// Whether to read again after a read that returned `n` bytes into a buffer of
+/// `buf_len`, having read `total` bytes this turn.
+///
+/// On Linux a short read (`n < buf_len`) means the socket's receive queue was
+/// drained (epoll(7)); a new edge will come when more arrives. The exception is
+/// a hang-up hint on the event (FIN or error already queued): then one more
+/// read collects the EOF or the error now instead of never.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AfterData {
+    /// Read again.
+    Continue,
+    /// The socket is drained; wait for the next edge.
+    Drained,
+    /// The per-turn budget is used up; come back next turn.
+    Yield,
+}
+
+pub(crate) fn after_data(
+    n: usize,
+    buf_len: usize,
+    total: usize,
+    budget: usize,
+    hup_hint: bool,
+) -> AfterData {
+    if total >= budget {
+        AfterData::Yield
+    } else if n < buf_len && !hup_hint && crate::sys::SHORT_READ_DRAINS {
+        AfterData::Drained
+    } else {
+        AfterData::Continue
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(kind: io::ErrorKind) -> io::Error {
+        io::Error::from(kind)
+    }
+
+    #[test]
+    fn read_zero_is_eof() {
+        assert!(matches!(classify_read(Ok(0)), ReadOutcome::Eof));
+    }
+
+    #[test]
+    fn read_data() {
+        assert!(matches!(classify_read(Ok(7)), ReadOutcome::Data(7)));
+    }
+
+    #[test]
+    fn read_would_block_and_interrupted() {
+        assert!(matches!(
+            classify_read(Err(err(io::ErrorKind::WouldBlock))),
+            ReadOutcome::WouldBlock
+        ));
+        assert!(matches!(
+            classify_read(Err(err(io::ErrorKind::Interrupted))),
+            ReadOutcome::Interrupted
+        ));
+    }
+
+    #[test]
+    fn error_table() {
+        use io::ErrorKind::*;
+        let table: &[(io::ErrorKind, &str)] = &[
+            (ConnectionReset, "Reset"),
+            (BrokenPipe, "Reset"),
+            (ConnectionAborted, "Reset"),
+            (TimedOut, "TimedOut"),
+            (HostUnreachable, "TimedOut"),
+            (NetworkUnreachable, "TimedOut"),
+            (PermissionDenied, "Error"),
+            (InvalidData, "Error"),
+            (OutOfMemory, "Error"),
+        ];
+        for (kind, want) in table {
+            let got = reason_from_error(err(*kind));
+            assert_eq!(got.name(), *want, "{kind:?}");
+            match classify_read(Err(err(*kind))) {
+                ReadOutcome::Closed(r) => assert_eq!(r.name(), *want),
+                other => panic!("{kind:?} gave {other:?}"),
+            }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn errno_table_linux() {
+        let table: &[(i32, &str)] = &[
+            (104, "Reset"),    // ECONNRESET
+            (32, "Reset"),     // EPIPE
+            (103, "Reset"),    // ECONNABORTED
+            (110, "TimedOut"), // ETIMEDOUT
+            (113, "TimedOut"), // EHOSTUNREACH
+            (101, "TimedOut"), // ENETUNREACH
+            (5, "Error"),      // EIO
+        ];
+        for (errno, want) in table {
+            let r = reason_from_error(io::Error::from_raw_os_error(*errno));
+            assert_eq!(r.name(), *want, "errno {errno}");
+        }
+        let r = reason_from_error(io::Error::from_raw_os_error(5));
+        assert_eq!(r.raw_os_error(), Some(5), "Error keeps its errno");
+        assert_eq!(CloseReason::Reset.raw_os_error(), Some(104));
+        assert_eq!(CloseReason::TimedOut.raw_os_error(), Some(110));
+        assert_eq!(CloseReason::Idle.raw_os_error(), None);
+    }
+
+    #[test]
+    fn display_is_short_lowercase() {
+        for r in [
+            CloseReason::PeerClosed,
+            CloseReason::Reset,
+            CloseReason::TimedOut,
+            CloseReason::Idle,
+            CloseReason::Deadline,
+            CloseReason::Local,
+            CloseReason::Backpressure,
+            CloseReason::Shutdown,
+            CloseReason::Panicked,
+        ] {
+            let s = r.to_string();
+            assert!(!s.is_empty() && s.len() < 24, "{s}");
+            assert_eq!(s, s.to_lowercase());
+        }
+    }
+
+    #[test]
+    fn short_read_drains_unless_hangup_hint() {
+        let drained = if crate::sys::SHORT_READ_DRAINS {
+            AfterData::Drained
+        } else {
+            AfterData::Continue
+        };
+        assert_eq!(after_data(10, 100, 10, 1000, false), drained);
+        assert_eq!(after_data(10, 100, 10, 1000, true), AfterData::Continue);
+        assert_eq!(after_data(100, 100, 100, 1000, false), AfterData::Continue);
+        assert_eq!(after_data(100, 100, 1000, 1000, false), AfterData::Yield);
+        assert_eq!(after_data(10, 100, 1000, 1000, true), AfterData::Yield);
+    }
+}

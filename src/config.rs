@@ -1,0 +1,430 @@
+//! [`Config`] and [`Keepalive`]: the reactor's settings, and their validation.
+
+use std::io;
+use std::time::Duration;
+
+/// The reactor's settings. `Default` plus chained setters, each taking and
+/// returning `Self`; [`Reactor::with_config`](crate::Reactor::with_config)
+/// validates them.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangup::{Config, Keepalive};
+///
+/// let config = Config::default()
+///     .max_connections(10_000)
+///     .idle_timeout(Some(Duration::from_secs(60)))
+///     .keepalive(Some(Keepalive::new(Duration::from_secs(10)).interval(Duration::from_secs(2)).retries(3)))
+///     .user_timeout(Some(Duration::from_secs(20)));
+/// assert_eq!(config.get_max_connections(), 10_000);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) max_connections: usize,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_write_buffer: usize,
+    pub(crate) keepalive: Option<Keepalive>,
+    pub(crate) user_timeout: Option<Duration>,
+    pub(crate) read_buffer_size: usize,
+    pub(crate) read_budget: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) events_capacity: usize,
+    pub(crate) nodelay: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections: 16_384,
+            idle_timeout: None,
+            max_write_buffer: 4 * 1024 * 1024,
+            keepalive: None,
+            user_timeout: None,
+            read_buffer_size: 64 * 1024,
+            read_budget: 256 * 1024,
+            close_timeout: Duration::from_secs(10),
+            events_capacity: 1024,
+            nodelay: false,
+        }
+    }
+}
+
+impl Config {
+    /// The most connections open at once; `n >= 1`. Default: 16,384.
+    ///
+    /// Peers accepted past it are closed at once, without a handler being
+    /// made, and counted in [`Reactor::rejected_count`](crate::Reactor::rejected_count).
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Close a connection with [`CloseReason::Idle`](crate::CloseReason::Idle)
+    /// when nothing arrived from the peer for this long. Default: `None`.
+    ///
+    /// Any byte from the peer re-arms the timer; writing does not. A handler
+    /// can override it per connection with
+    /// [`Conn::set_idle_timeout`](crate::Conn::set_idle_timeout).
+    /// Timers have millisecond resolution and never fire early.
+    ///
+    /// # Notes
+    ///
+    /// With `None` and no [`keepalive`](Config::keepalive), a peer that
+    /// vanishes without a FIN or a reset while this side only reads is never
+    /// detected: the connection looks open forever.
+    pub fn idle_timeout(mut self, t: Option<Duration>) -> Self {
+        self.idle_timeout = t;
+        self
+    }
+
+    /// The most bytes of output queued for one connection; past it the
+    /// connection closes with [`CloseReason::Backpressure`](crate::CloseReason::Backpressure).
+    /// `bytes >= 1`. Default: 4 MiB.
+    ///
+    /// Only output the kernel would not take counts; a peer that reads keeps
+    /// this near zero.
+    pub fn max_write_buffer(mut self, bytes: usize) -> Self {
+        self.max_write_buffer = bytes;
+        self
+    }
+
+    /// TCP keepalive on every accepted connection. Default: `None` (off).
+    ///
+    /// A peer that vanished while the connection was idle is reported as
+    /// [`CloseReason::TimedOut`](crate::CloseReason::TimedOut) about
+    /// `idle + interval * retries` after it went silent.
+    ///
+    /// # Notes
+    ///
+    /// The kernel sends keepalive probes only while nothing is in flight. If
+    /// this side has unacknowledged output when the peer vanishes, the kernel
+    /// retransmits instead, and keepalive never starts: the connection is found
+    /// dead only when retransmissions give up (about 15 minutes on Linux with
+    /// the default `tcp_retries2`). Set [`user_timeout`](Config::user_timeout)
+    /// to bound that case.
+    pub fn keepalive(mut self, k: Option<Keepalive>) -> Self {
+        self.keepalive = k;
+        self
+    }
+
+    /// `TCP_USER_TIMEOUT` on every accepted connection, where the OS has it
+    /// (Linux, Android; a no-op elsewhere). Default: `None`.
+    ///
+    /// When output stays unacknowledged for this long, the kernel gives up and
+    /// the connection closes with [`CloseReason::TimedOut`](crate::CloseReason::TimedOut).
+    /// This is what finds a peer that vanished while this side was sending,
+    /// which keepalive cannot. With keepalive also set, Linux uses it to bound
+    /// the probing too. Must be nonzero, whole milliseconds, at most `u32::MAX` ms.
+    pub fn user_timeout(mut self, t: Option<Duration>) -> Self {
+        self.user_timeout = t;
+        self
+    }
+
+    /// Size of the reactor's one read buffer, shared by all connections.
+    /// `bytes >= 64`. Default: 64 KiB.
+    pub fn read_buffer_size(mut self, bytes: usize) -> Self {
+        self.read_buffer_size = bytes;
+        self
+    }
+
+    /// The most bytes read from one connection in one turn of the loop before
+    /// the others get theirs (fairness). At least the read buffer size.
+    /// Default: 256 KiB.
+    pub fn read_budget(mut self, bytes: usize) -> Self {
+        self.read_budget = bytes;
+        self
+    }
+
+    /// How long a graceful [`Conn::close`](crate::Conn::close) may take to
+    /// flush its output and see the peer's FIN before the socket is closed
+    /// anyway. Nonzero. Default: 10 s.
+    pub fn close_timeout(mut self, t: Duration) -> Self {
+        self.close_timeout = t;
+        self
+    }
+
+    /// How many readiness events one poll may return. `n >= 1`. Default: 1024.
+    pub fn events_capacity(mut self, n: usize) -> Self {
+        self.events_capacity = n;
+        self
+    }
+
+    /// Set `TCP_NODELAY` on accepted connections. Default: `false` (one
+    /// syscall fewer per connection).
+    pub fn nodelay(mut self, on: bool) -> Self {
+        self.nodelay = on;
+        self
+    }
+
+    /// The configured [`max_connections`](Config::max_connections).
+    pub fn get_max_connections(&self) -> usize {
+        self.max_connections
+    }
+
+    /// The configured [`idle_timeout`](Config::idle_timeout).
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
+    }
+
+    /// The configured [`max_write_buffer`](Config::max_write_buffer).
+    pub fn get_max_write_buffer(&self) -> usize {
+        self.max_write_buffer
+    }
+
+    /// The configured [`keepalive`](Config::keepalive).
+    pub fn get_keepalive(&self) -> Option<&Keepalive> {
+        self.keepalive.as_ref()
+    }
+
+    /// The configured [`user_timeout`](Config::user_timeout).
+    pub fn get_user_timeout(&self) -> Option<Duration> {
+        self.user_timeout
+    }
+
+    /// Checks every setting.
+    ///
+    /// # Errors
+    ///
+    /// `io::ErrorKind::InvalidInput`, with a message naming the setting, when:
+    /// - `max_connections`, `max_write_buffer` or `events_capacity` is 0;
+    /// - `read_buffer_size` is below 64 or `read_budget` below it;
+    /// - `idle_timeout` is `Some(0)` or `close_timeout` is 0;
+    /// - a keepalive time is below one second, not whole seconds, or past the
+    ///   kernel's maximum (32,767 s), or `retries` is 0 or past 127;
+    /// - `user_timeout` is zero, not whole milliseconds, or past `u32::MAX` ms.
+    pub fn validate(&self) -> io::Result<()> {
+        if self.max_connections == 0 {
+            return Err(invalid("max_connections must be at least 1"));
+        }
+        if self.max_write_buffer == 0 {
+            return Err(invalid("max_write_buffer must be at least 1 byte"));
+        }
+        if self.events_capacity == 0 {
+            return Err(invalid("events_capacity must be at least 1"));
+        }
+        if self.read_buffer_size < 64 {
+            return Err(invalid("read_buffer_size must be at least 64 bytes"));
+        }
+        if self.read_budget < self.read_buffer_size {
+            return Err(invalid("read_budget must be at least read_buffer_size"));
+        }
+        if self.idle_timeout == Some(Duration::ZERO) {
+            return Err(invalid(
+                "idle_timeout must be nonzero (use None to disable it)",
+            ));
+        }
+        if self.close_timeout.is_zero() {
+            return Err(invalid("close_timeout must be nonzero"));
+        }
+        if let Some(k) = &self.keepalive {
+            k.validate()?;
+        }
+        if let Some(t) = self.user_timeout {
+            validate_user_timeout(t)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn validate_user_timeout(t: Duration) -> io::Result<()> {
+    if t.is_zero() {
+        return Err(invalid(
+            "user_timeout must be nonzero (zero means the kernel default; use None)",
+        ));
+    }
+    if t.subsec_nanos() % 1_000_000 != 0 {
+        return Err(invalid("user_timeout must be whole milliseconds"));
+    }
+    if t.as_millis() > u128::from(u32::MAX) {
+        return Err(invalid(
+            "user_timeout must be at most u32::MAX milliseconds",
+        ));
+    }
+    Ok(())
+}
+
+/// TCP keepalive settings: `Keepalive::new(idle).interval(every).retries(n)`.
+///
+/// A peer that vanished while the connection was idle is reported as
+/// [`CloseReason::TimedOut`](crate::CloseReason::TimedOut) about
+/// `idle + interval * retries` after it went silent (the
+/// [`worst_case`](Keepalive::worst_case)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use hangup::Keepalive;
+///
+/// let k = Keepalive::new(Duration::from_secs(1)).interval(Duration::from_secs(1)).retries(3);
+/// assert_eq!(k.worst_case(), Duration::from_secs(4));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    idle: Duration,
+    interval: Duration,
+    retries: u32,
+}
+
+/// Linux's limits: `MAX_TCP_KEEPIDLE`, `MAX_TCP_KEEPINTVL`, `MAX_TCP_KEEPCNT`.
+const MAX_KEEPALIVE_SECS: u64 = 32_767;
+const MAX_KEEPALIVE_RETRIES: u32 = 127;
+
+impl Keepalive {
+    /// Probes start after `idle` without traffic. Defaults: `interval` = `idle`,
+    /// `retries` = 3.
+    pub fn new(idle: Duration) -> Self {
+        Keepalive {
+            idle,
+            interval: idle,
+            retries: 3,
+        }
+    }
+
+    /// Time between unanswered probes. Whole seconds, at least one.
+    pub fn interval(mut self, every: Duration) -> Self {
+        self.interval = every;
+        self
+    }
+
+    /// Unanswered probes before the connection is declared dead; 1 to 127.
+    ///
+    /// # Notes
+    ///
+    /// Not every OS can set the count; where it cannot, the system default applies.
+    pub fn retries(mut self, n: u32) -> Self {
+        self.retries = n;
+        self
+    }
+
+    /// The configured idle time.
+    pub fn get_idle(&self) -> Duration {
+        self.idle
+    }
+
+    /// The configured probe interval.
+    pub fn get_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The configured probe count.
+    pub fn get_retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// `idle + interval * retries`: how long after the peer went silent an idle
+    /// connection is reported as timed out, at worst.
+    pub fn worst_case(&self) -> Duration {
+        self.idle + self.interval * self.retries
+    }
+
+    fn validate(&self) -> io::Result<()> {
+        for (name, t) in [
+            ("keepalive idle", self.idle),
+            ("keepalive interval", self.interval),
+        ] {
+            if t < Duration::from_secs(1) {
+                return Err(invalid(&format!("{name} must be at least one second")));
+            }
+            if t.subsec_nanos() != 0 {
+                return Err(invalid(&format!(
+                    "{name} must be whole seconds (the kernel would truncate it)"
+                )));
+            }
+            if t.as_secs() > MAX_KEEPALIVE_SECS {
+                return Err(invalid(&format!(
+                    "{name} must be at most {MAX_KEEPALIVE_SECS} seconds"
+                )));
+            }
+        }
+        if self.retries == 0 || self.retries > MAX_KEEPALIVE_RETRIES {
+            return Err(invalid(&format!(
+                "keepalive retries must be 1 to {MAX_KEEPALIVE_RETRIES}"
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("invalid Config: {msg}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejects(c: Config, setting: &str) {
+        let e = c.validate().expect_err(setting);
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains(setting), "{e} should name {setting}");
+    }
+
+    #[test]
+    fn default_is_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let d = Config::default;
+        let s = Duration::from_secs;
+        rejects(d().max_connections(0), "max_connections");
+        rejects(d().max_write_buffer(0), "max_write_buffer");
+        rejects(d().events_capacity(0), "events_capacity");
+        rejects(d().read_buffer_size(10), "read_buffer_size");
+        rejects(d().read_budget(100), "read_budget");
+        rejects(d().idle_timeout(Some(Duration::ZERO)), "idle_timeout");
+        rejects(d().close_timeout(Duration::ZERO), "close_timeout");
+        rejects(d().user_timeout(Some(Duration::ZERO)), "user_timeout");
+        rejects(
+            d().user_timeout(Some(Duration::from_micros(1500))),
+            "user_timeout",
+        );
+        rejects(d().user_timeout(Some(s(5_000_000))), "user_timeout");
+        rejects(
+            d().keepalive(Some(Keepalive::new(Duration::from_millis(500)))),
+            "keepalive idle",
+        );
+        rejects(
+            d().keepalive(Some(Keepalive::new(Duration::from_millis(1500)))),
+            "keepalive idle",
+        );
+        rejects(
+            d().keepalive(Some(Keepalive::new(s(40_000)))),
+            "keepalive idle",
+        );
+        rejects(
+            d().keepalive(Some(
+                Keepalive::new(s(1)).interval(Duration::from_millis(10)),
+            )),
+            "keepalive interval",
+        );
+        rejects(
+            d().keepalive(Some(Keepalive::new(s(1)).retries(0))),
+            "keepalive retries",
+        );
+        rejects(
+            d().keepalive(Some(Keepalive::new(s(1)).retries(128))),
+            "keepalive retries",
+        );
+    }
+
+    #[test]
+    fn valid_dead_peer_policy() {
+        let k = Keepalive::new(Duration::from_secs(1))
+            .interval(Duration::from_secs(1))
+            .retries(3);
+        Config::default()
+            .keepalive(Some(k))
+            .user_timeout(Some(Duration::from_millis(3000)))
+            .validate()
+            .unwrap();
+        assert_eq!(k.worst_case(), Duration::from_secs(4));
+    }
+}

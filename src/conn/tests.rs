@@ -1,0 +1,221 @@
+use super::*;
+
+// Fixtures, named after the state they build.
+
+fn state_open() -> State {
+    State::new(0)
+}
+
+fn state_flushing() -> State {
+    let mut s = state_open();
+    assert_eq!(s.request_close(true, 100, 50), Action::None);
+    assert_eq!(s.phase, Phase::Flushing);
+    s
+}
+
+fn state_draining() -> State {
+    let mut s = state_open();
+    assert_eq!(s.request_close(false, 100, 50), Action::ShutdownWrite);
+    assert_eq!(s.phase, Phase::Draining);
+    s
+}
+
+fn name(s: &State) -> &'static str {
+    s.cause.as_ref().map_or("none", |c| c.name())
+}
+
+// Tests for the slot allocator.
+
+#[test]
+fn slots_stale_id_misses_reused_slot() {
+    let mut slots = Slots::new();
+    let a = slots.insert("a");
+    assert_eq!(slots.remove(a), Some("a"));
+    let b = slots.insert("b");
+    assert_eq!(a.index(), b.index(), "the slot is reused");
+    assert_ne!(a, b, "with a new generation");
+    assert_eq!(slots.get_mut(a), None, "a stale event for `a` misses `b`");
+    assert_eq!(slots.remove(a), None);
+    assert_eq!(slots.get_mut(b), Some(&mut "b"));
+}
+
+#[test]
+fn slots_token_round_trip() {
+    let mut slots = Slots::new();
+    for _ in 0..5 {
+        let id = slots.insert(());
+        slots.remove(id);
+    }
+    let id = slots.insert(());
+    assert_eq!(ConnId::from_token(id.token()), Some(id));
+    assert_eq!(ConnId::from_token(mio::Token(LISTENER_BIT | 3)), None);
+    assert_eq!(ConnId::from_token(mio::Token(usize::MAX)), None);
+}
+
+#[test]
+fn slots_stale_event_in_same_batch() {
+    // An event batch holds tokens for a connection closed earlier in the
+    // batch, whose slot an accept (also earlier in the batch) reused.
+    let mut slots = Slots::new();
+    let old = slots.insert(1);
+    let batch = [old.token(), old.token()];
+    slots.remove(old);
+    let new = slots.insert(2);
+    for t in batch {
+        let id = ConnId::from_token(t).unwrap();
+        assert!(slots.get_mut(id).is_none());
+    }
+    assert_eq!(slots.get_mut(new), Some(&mut 2));
+}
+
+// Tests for the Open state.
+
+#[test]
+fn open_eof_tells_handler_and_notes_peer_closed() {
+    let mut s = state_open();
+    assert!(s.eof());
+    assert_eq!(s.phase, Phase::Open, "the handler decides");
+    assert_eq!(name(&s), "PeerClosed");
+    assert!(!s.may_read(), "nothing is read after a FIN");
+}
+
+#[test]
+fn open_close_without_pending_sends_fin() {
+    let mut s = state_draining();
+    assert_eq!(name(&s), "Local");
+    assert_eq!(s.close_at, 150);
+    assert!(s.may_read(), "input is drained");
+    assert!(!s.eof(), "handler hears nothing more");
+    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(name(&s), "Local", "first cause wins");
+}
+
+#[test]
+fn open_close_after_fin_is_peer_closed_and_done() {
+    let mut s = state_open();
+    s.eof();
+    assert_eq!(s.request_close(false, 0, 50), Action::None);
+    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(name(&s), "PeerClosed");
+}
+
+#[test]
+fn open_abort_is_local_and_abortive() {
+    let mut s = state_open();
+    s.request_abort();
+    assert_eq!(s.phase, Phase::Done);
+    assert!(s.abortive);
+    assert_eq!(name(&s), "Local");
+}
+
+#[test]
+fn open_fail_first_cause_wins() {
+    let mut s = state_open();
+    s.fail(CloseReason::Reset);
+    s.fail(CloseReason::Backpressure);
+    assert_eq!(name(&s), "Reset");
+}
+
+#[test]
+fn open_panic_always_recorded() {
+    let mut s = state_open();
+    s.eof();
+    s.fail(CloseReason::Panicked);
+    assert_eq!(name(&s), "Panicked");
+}
+
+#[test]
+fn open_paused_does_not_read() {
+    let mut s = state_open();
+    s.paused = true;
+    assert!(!s.may_read());
+}
+
+#[test]
+fn open_idle_timer_rearms_and_fires() {
+    let mut s = State::new(1000);
+    s.heard_from_peer(10);
+    assert_eq!(s.next_timer(), 1011);
+    s.heard_from_peer(500);
+    assert_eq!(s.next_timer(), 1501);
+    assert!(!s.expire(1011), "re-armed: not due");
+    assert!(s.expire(1501));
+    assert_eq!(name(&s), "Idle");
+}
+
+#[test]
+fn open_deadline_not_extended_by_data() {
+    let mut s = State::new(1000);
+    s.deadline_at = 300;
+    for now in (0..300).step_by(100) {
+        s.heard_from_peer(now);
+        assert!(!s.expire(now));
+    }
+    assert!(s.expire(300));
+    assert_eq!(name(&s), "Deadline");
+}
+
+// Tests for the Flushing state.
+
+#[test]
+fn flushing_flushed_sends_fin_then_drains() {
+    let mut s = state_flushing();
+    assert_eq!(s.flushed(120, 50), Action::ShutdownWrite);
+    assert_eq!(s.phase, Phase::Draining);
+    assert_eq!(s.close_at, 150, "the close timeout runs from close()");
+}
+
+#[test]
+fn flushing_eof_keeps_flushing_then_done() {
+    let mut s = state_flushing();
+    assert!(!s.eof());
+    assert_eq!(s.phase, Phase::Flushing);
+    assert_eq!(s.flushed(120, 50), Action::None);
+    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(name(&s), "Local");
+}
+
+#[test]
+fn flushing_close_timeout_ends_it() {
+    let mut s = state_flushing();
+    assert!(!s.expire(149));
+    assert!(s.expire(150));
+    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(name(&s), "Local");
+}
+
+#[test]
+fn flushing_idle_does_not_fire() {
+    let mut s = State::new(10);
+    s.heard_from_peer(0);
+    s.request_close(true, 0, 1000);
+    assert!(!s.expire(500));
+    assert_eq!(s.phase, Phase::Flushing);
+}
+
+// Tests for the Draining state.
+
+#[test]
+fn draining_close_again_is_noop() {
+    let mut s = state_draining();
+    assert_eq!(s.request_close(false, 0, 50), Action::None);
+    assert_eq!(s.phase, Phase::Draining);
+}
+
+#[test]
+fn draining_error_ends_it_keeping_local() {
+    let mut s = state_draining();
+    s.fail(CloseReason::Reset);
+    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(name(&s), "Local");
+}
+
+// Tests for ticks.
+
+#[test]
+fn ticks_round_up() {
+    assert_eq!(ticks(Duration::from_millis(5)), 5);
+    assert_eq!(ticks(Duration::from_micros(5001)), 6);
+    assert_eq!(ticks(Duration::ZERO), 0);
+    assert!(ticks(Duration::MAX) > 1 << 40);
+}

@@ -1,0 +1,69 @@
+//! The [`Handler`] trait and its calling contract.
+
+use crate::close::CloseReason;
+use crate::conn::Conn;
+
+/// One value per connection, made by the listener's factory when a peer is
+/// accepted.
+///
+/// # Calling contract
+///
+/// For every connection the reactor calls, in this order and on the thread
+/// that runs the reactor:
+///
+/// 1. `on_open`, once, after the connection is registered;
+/// 2. any number of `on_data` (bytes in order, never empty), `on_drained`,
+///    and at most one `on_read_closed` (after the last `on_data`);
+/// 3. `on_close`, **exactly once**, and nothing after it.
+///
+/// After [`Conn::close`] or [`Conn::abort`] no more `on_data`,
+/// `on_read_closed` or `on_drained` come; `on_close` follows when the socket
+/// is closed. If the factory panics, the peer is turned away and no handler
+/// exists, so no callback is made.
+///
+/// # Panics
+///
+/// A panic in a callback is caught: that connection alone closes, `on_close`
+/// gets [`CloseReason::Panicked`], and the reactor carries on. This needs
+/// `panic = "unwind"` (the default); with `panic = "abort"` the process ends.
+///
+/// # Examples
+///
+/// ```
+/// use hangup::{CloseReason, Conn, Handler};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+///         conn.write(data)
+///     }
+///     fn on_close(&mut self, reason: CloseReason) {
+///         log::info!("closed: {reason}")
+///     }
+/// }
+/// ```
+pub trait Handler {
+    /// Once, after the connection is registered with the reactor.
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// Bytes from the peer, in order. `data` borrows the reactor's read buffer.
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]);
+
+    /// The peer shut down its sending side (a read returned 0) after all of its
+    /// data was delivered. Default: `conn.close()`, and `on_close` then gets
+    /// [`CloseReason::PeerClosed`]. Override to keep answering a half-closed peer.
+    fn on_read_closed(&mut self, conn: &mut Conn<'_>) {
+        conn.close()
+    }
+
+    /// Output that was queued because the socket was full has all been taken
+    /// by the kernel. Use it to pace a large transfer. Default: nothing.
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// Exactly once per connection that saw `on_open`, and the last call it gets.
+    fn on_close(&mut self, reason: CloseReason);
+}

@@ -1,0 +1,789 @@
+//! [`Reactor`]: the event loop. Accepts, reads, writes, dispatches, and the
+//! only caller of `Poll::poll`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::panic::{self, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::close::{
+    after_data, classify_read, reason_from_error, AfterData, CloseReason, ReadOutcome,
+};
+use crate::config::Config;
+use crate::conn::{ticks, Conn, ConnId, Core, Env, Phase, Slots, State, LISTENER_BIT};
+use crate::handle::{Command, Handle};
+use crate::handler::Handler;
+use crate::sys;
+use crate::timer::Wheel;
+
+const WAKER: Token = Token(usize::MAX);
+/// How long to wait before accepting again when descriptors ran out and no
+/// spare descriptor could turn peers away.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+struct Entry<H> {
+    core: Core,
+    handler: H,
+}
+
+type Factory<H> = Box<dyn FnMut(SocketAddr) -> H>;
+
+struct Listener<H> {
+    sock: TcpListener,
+    addr: SocketAddr,
+    factory: Factory<H>,
+}
+
+/// The event loop: owns a `mio::Poll`, its `Events`, a slab of connections,
+/// one read buffer, and the timers.
+///
+/// Every accepted connection gets a [`Handler`] from the listener's factory
+/// and exactly one [`Handler::on_close`] with the [`CloseReason`] the OS gave.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use hangup::{CloseReason, Conn, Handler, Reactor};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) { conn.write(data) }
+///     fn on_close(&mut self, reason: CloseReason) { println!("closed: {reason}") }
+/// }
+///
+/// let mut reactor = Reactor::new()?;
+/// let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
+///
+/// let mut client = std::net::TcpStream::connect(addr)?;
+/// client.write_all(b"hello")?;
+/// let mut got = [0u8; 5];
+/// while reactor.connection_count() == 0 || client.peek(&mut got).unwrap_or(0) < 5 {
+///     reactor.run_once(Some(std::time::Duration::from_millis(10)))?;
+/// }
+/// client.read_exact(&mut got)?;
+/// assert_eq!(&got, b"hello");
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Reactor<H: Handler> {
+    poll: Poll,
+    events: Option<Events>,
+    conns: Slots<Entry<H>>,
+    listeners: Vec<Listener<H>>,
+    read_buf: Box<[u8]>,
+    config: Config,
+    handle: Handle,
+    wheel: Wheel,
+    expired: Vec<usize>,
+    ready: VecDeque<ConnId>,
+    commands: Vec<Command>,
+    origin: Instant,
+    now: u64,
+    spare_fd: Option<std::fs::File>,
+    accept_retry_at: Option<u64>,
+    rejected: u64,
+    closed: u64,
+    shut_down: bool,
+}
+
+impl<H: Handler> fmt::Debug for Reactor<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reactor")
+            .field("connections", &self.conns.len())
+            .field(
+                "listeners",
+                &self.listeners.iter().map(|l| l.addr).collect::<Vec<_>>(),
+            )
+            .field("config", &self.config)
+            .field("shut_down", &self.shut_down)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Calls `f`, catching a panic. `None` if it panicked.
+fn guarded<R>(what: &str, id: ConnId, f: impl FnOnce() -> R) -> Option<R> {
+    match panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+                .unwrap_or("non-string payload");
+            log::error!("conn {id}: handler panicked in {what}: {msg}");
+            None
+        }
+    }
+}
+
+impl<H: Handler> Reactor<H> {
+    /// A reactor with [`Config::default`].
+    ///
+    /// # Errors
+    ///
+    /// Creating the `mio::Poll` or its waker failed (out of descriptors).
+    pub fn new() -> io::Result<Self> {
+        Self::with_config(Config::default())
+    }
+
+    /// A reactor with `config`.
+    ///
+    /// # Errors
+    ///
+    /// - `io::ErrorKind::InvalidInput` naming the setting, if `config` is
+    ///   invalid (see [`Config::validate`]);
+    /// - creating the `mio::Poll` or its waker failed.
+    pub fn with_config(config: Config) -> io::Result<Self> {
+        config.validate()?;
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let spare_fd = open_spare();
+        Ok(Reactor {
+            events: Some(Events::with_capacity(config.events_capacity)),
+            poll,
+            conns: Slots::new(),
+            listeners: Vec::new(),
+            read_buf: vec![0u8; config.read_buffer_size].into_boxed_slice(),
+            config,
+            handle: Handle::new(waker),
+            wheel: Wheel::new(),
+            expired: Vec::new(),
+            ready: VecDeque::new(),
+            commands: Vec::new(),
+            origin: Instant::now(),
+            now: 0,
+            spare_fd,
+            accept_retry_at: None,
+            rejected: 0,
+            closed: 0,
+            shut_down: false,
+        })
+    }
+
+    /// Binds `addr`, listens, and makes a handler with `factory` for every
+    /// peer accepted there. Returns the bound address (port 0 resolves to the
+    /// real port). May be called more than once, for several addresses.
+    ///
+    /// # Errors
+    ///
+    /// Binding or listening failed (address in use, permission denied, ...):
+    /// the error keeps its kind and its message names `addr`.
+    pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        let mut sock = TcpListener::bind(addr).map_err(named)?;
+        let bound = sock.local_addr().map_err(named)?;
+        let token = Token(LISTENER_BIT | self.listeners.len());
+        self.poll
+            .registry()
+            .register(&mut sock, token, Interest::READABLE)
+            .map_err(named)?;
+        log::debug!("listening on {bound}");
+        self.listeners.push(Listener {
+            sock,
+            addr: bound,
+            factory: Box::new(factory),
+        });
+        Ok(bound)
+    }
+
+    /// A [`Handle`] to this reactor: `Clone + Send + Sync`.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Runs until [`Handle::shutdown`]; every open connection gets
+    /// `on_close(CloseReason::Shutdown)` before it returns.
+    ///
+    /// # Errors
+    ///
+    /// Polling failed (other than by a signal). Connections stay open; calling
+    /// `run` again continues.
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.shut_down {
+            self.run_once(None)?;
+        }
+        Ok(())
+    }
+
+    /// One turn of the loop: waits at most `timeout` for events (less if a
+    /// timer is due sooner) and dispatches them. After [`Handle::shutdown`],
+    /// closes every connection with [`CloseReason::Shutdown`] and returns
+    /// without waiting.
+    ///
+    /// # Errors
+    ///
+    /// Polling failed (other than by a signal).
+    pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.check_shutdown() {
+            return Ok(());
+        }
+        self.run_commands();
+        let timeout = self.poll_timeout(timeout);
+        let mut events = self.events.take().expect("events present between turns");
+        self.handle.take_commands(&mut self.commands, true);
+        let polled = if self.commands.is_empty() {
+            let r = self.poll.poll(&mut events, timeout);
+            self.handle.polled();
+            r
+        } else {
+            self.handle.polled();
+            events.clear();
+            Ok(())
+        };
+        if let Err(e) = polled {
+            self.events = Some(events);
+            if e.kind() == io::ErrorKind::Interrupted {
+                return Ok(());
+            }
+            return Err(e);
+        }
+        self.now = self.tick_now();
+        let mut accept = false;
+        for event in events.iter() {
+            let token = event.token();
+            if token == WAKER {
+                continue;
+            }
+            match ConnId::from_token(token) {
+                Some(id) => self.conn_event(id, event),
+                None => accept = true,
+            }
+        }
+        self.events = Some(events);
+        if accept || self.accept_retry_at.is_some_and(|t| t <= self.now) {
+            self.accept_all();
+        }
+        self.run_ready();
+        self.run_timers();
+        self.run_commands();
+        self.check_shutdown();
+        Ok(())
+    }
+
+    /// Connections open now.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Peers turned away at accept (past `max_connections`, out of
+    /// descriptors, or a factory that panicked), since the reactor was made.
+    pub fn rejected_count(&self) -> u64 {
+        self.rejected
+    }
+
+    /// Connections closed (that saw `on_close`) since the reactor was made.
+    pub fn closed_count(&self) -> u64 {
+        self.closed
+    }
+
+    /// The addresses listened on.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|l| l.addr).collect()
+    }
+
+    /// This reactor's configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Whether the reactor has shut down (after [`Handle::shutdown`]).
+    pub fn is_shut_down(&self) -> bool {
+        self.shut_down
+    }
+
+    fn tick_now(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    fn poll_timeout(&self, timeout: Option<Duration>) -> Option<Duration> {
+        if !self.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let next = [self.wheel.next_tick(), self.accept_retry_at]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(tick) = next else {
+            return timeout;
+        };
+        let due = self.origin + Duration::from_millis(tick);
+        let wait = due.saturating_duration_since(Instant::now());
+        Some(timeout.map_or(wait, |t| t.min(wait)))
+    }
+
+    fn check_shutdown(&mut self) -> bool {
+        if self.shut_down {
+            return true;
+        }
+        if !self.handle.is_shutdown() {
+            return false;
+        }
+        log::debug!("shutting down with {} connections open", self.conns.len());
+        self.shut_down = true;
+        self.listeners.clear();
+        self.close_all(CloseReason::Shutdown);
+        true
+    }
+
+    fn close_all(&mut self, reason: CloseReason) {
+        for id in self.conns.ids() {
+            if let Some(e) = self.conns.get_mut(id) {
+                let r = match &reason {
+                    CloseReason::Shutdown => CloseReason::Shutdown,
+                    _ => CloseReason::Local,
+                };
+                e.core.st.fail(r);
+            }
+            self.finish(id);
+        }
+    }
+
+    // ---- accepting ----
+
+    fn accept_all(&mut self) {
+        self.accept_retry_at = None;
+        for li in 0..self.listeners.len() {
+            self.accept_from(li);
+        }
+    }
+
+    fn accept_from(&mut self, li: usize) {
+        loop {
+            let (stream, peer) = match self.listeners[li].sock.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if sys::is_resource_exhausted(&e) => {
+                    self.out_of_descriptors(li, &e);
+                    return;
+                }
+                Err(e) if is_peer_gone_before_accept(&e) => continue,
+                Err(e) => {
+                    log::error!("accept on {}: {e}", self.listeners[li].addr);
+                    // Try again later rather than spin on a broken listener.
+                    self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+                    return;
+                }
+            };
+            if self.conns.len() >= self.config.max_connections {
+                log::debug!("turning {peer} away: max_connections reached");
+                self.rejected += 1;
+                drop(stream);
+                continue;
+            }
+            self.open(li, stream, peer);
+        }
+    }
+
+    /// EMFILE/ENFILE: give back the spare descriptor, accept and close every
+    /// pending peer with it (so none hangs in the backlog), then take it again.
+    /// Without a spare, retry after a pause instead of spinning.
+    fn out_of_descriptors(&mut self, li: usize, e: &io::Error) {
+        let addr = self.listeners[li].addr;
+        if let Some(spare) = self.spare_fd.take() {
+            drop(spare);
+            let mut turned_away = 0u64;
+            loop {
+                match self.listeners[li].sock.accept() {
+                    Ok((s, _)) => {
+                        drop(s);
+                        turned_away += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            self.rejected += turned_away;
+            self.spare_fd = open_spare();
+            log::warn!("accept on {addr}: {e}; turned {turned_away} peers away");
+            if self.spare_fd.is_none() {
+                self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+            }
+        } else {
+            log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
+            self.spare_fd = open_spare();
+            self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+        }
+    }
+
+    fn open(&mut self, li: usize, mut stream: TcpStream, peer: SocketAddr) {
+        if let Err(e) = sys::apply_socket_options(&stream, &self.config) {
+            log::warn!("turning {peer} away: setting socket options failed: {e}");
+            self.rejected += 1;
+            return;
+        }
+        let id = self.conns.next_id();
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, id.token(), Interest::READABLE)
+        {
+            log::warn!("turning {peer} away: register failed: {e}");
+            self.rejected += 1;
+            return;
+        }
+        let factory = &mut self.listeners[li].factory;
+        let Some(handler) = guarded("the factory", id, || factory(peer)) else {
+            self.rejected += 1;
+            return;
+        };
+        let idle_ms = self
+            .config
+            .idle_timeout
+            .map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32);
+        let mut st = State::new(idle_ms);
+        st.heard_from_peer(self.now);
+        let core = Core {
+            stream,
+            peer,
+            st,
+            out: None,
+        };
+        let got = self.conns.insert(Entry { core, handler });
+        debug_assert_eq!(got, id);
+        log::trace!("conn {id}: open from {peer}");
+        self.callback(id, "on_open", |h, c| h.on_open(c));
+        self.settle(id);
+    }
+
+    // ---- connection events ----
+
+    fn conn_event(&mut self, id: ConnId, event: &Event) {
+        let Some(entry) = self.conns.get_mut(id) else {
+            log::trace!("stale event for {id}");
+            return;
+        };
+        let st = &mut entry.core.st;
+        if event.is_read_closed() || event.is_error() {
+            st.hup_hint = true;
+        }
+        if event.is_writable() && entry.core.out.is_some() {
+            self.write_ready(id);
+        }
+        let Some(entry) = self.conns.get_mut(id) else {
+            return;
+        };
+        if entry.core.st.may_read() {
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                self.read_ready(id);
+            }
+        } else if entry.core.st.phase != Phase::Done
+            && (event.is_error() || event.is_write_closed())
+        {
+            // Not reading (paused, or after the peer's FIN): the error flag is
+            // only a hint, SO_ERROR says what happened.
+            match sys::take_error(&entry.core.stream) {
+                Ok(Some(e)) | Err(e) => entry.core.st.fail(reason_from_error(e)),
+                Ok(None) => {}
+            }
+        }
+        self.settle(id);
+    }
+
+    fn write_ready(&mut self, id: ConnId) {
+        let Some(entry) = self.conns.get_mut(id) else {
+            return;
+        };
+        if !entry.core.flush() {
+            return;
+        }
+        match entry.core.st.phase {
+            Phase::Open => self.callback(id, "on_drained", |h, c| h.on_drained(c)),
+            Phase::Flushing => {
+                let action = entry
+                    .core
+                    .st
+                    .flushed(self.now, ticks(self.config.close_timeout));
+                entry.core.act(action);
+            }
+            Phase::Draining | Phase::Done => {}
+        }
+    }
+
+    /// Reads until the socket is drained, the per-turn budget is spent, or the
+    /// connection ends, delivering each chunk to `on_data`.
+    fn read_ready(&mut self, id: ConnId) {
+        let budget = self.config.read_budget;
+        let mut total = 0usize;
+        loop {
+            let Some(entry) = self.conns.get_mut(id) else {
+                return;
+            };
+            if !entry.core.st.may_read() {
+                if entry.core.st.paused {
+                    // Data may be left in the kernel: read it on resume.
+                    entry.core.st.more_to_read = true;
+                }
+                return;
+            }
+            let result = entry.core.stream.read(&mut self.read_buf);
+            match classify_read(result) {
+                ReadOutcome::Data(n) => {
+                    total += n;
+                    let st = &mut entry.core.st;
+                    let hint = st.hup_hint;
+                    if st.phase == Phase::Open {
+                        st.heard_from_peer(self.now);
+                        let (conns, buf) = (&mut self.conns, &self.read_buf);
+                        let env = Env {
+                            config: &self.config,
+                            now: self.now,
+                            handle: &self.handle,
+                        };
+                        Self::deliver(conns, &env, id, "on_data", |h, c| h.on_data(c, &buf[..n]));
+                    }
+                    match after_data(n, self.read_buf.len(), total, budget, hint) {
+                        AfterData::Continue => {}
+                        AfterData::Drained => return,
+                        AfterData::Yield => {
+                            if let Some(e) = self.conns.get_mut(id) {
+                                e.core.st.more_to_read = true;
+                            }
+                            return;
+                        }
+                    }
+                }
+                ReadOutcome::Eof => {
+                    if entry.core.st.eof() {
+                        self.callback(id, "on_read_closed", |h, c| h.on_read_closed(c));
+                    }
+                    return;
+                }
+                ReadOutcome::WouldBlock => {
+                    entry.core.st.hup_hint = false;
+                    return;
+                }
+                ReadOutcome::Interrupted => {}
+                ReadOutcome::Closed(reason) => {
+                    entry.core.st.fail(reason);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Connections that stopped reading early (budget, or resumed) get their
+    /// turn. Only those queued before this call: new ones wait a turn.
+    fn run_ready(&mut self) {
+        for _ in 0..self.ready.len() {
+            let Some(id) = self.ready.pop_front() else {
+                break;
+            };
+            let Some(entry) = self.conns.get_mut(id) else {
+                continue;
+            };
+            entry.core.st.queued = false;
+            if entry.core.st.may_read() {
+                self.read_ready(id);
+            }
+            self.settle(id);
+        }
+    }
+
+    fn run_timers(&mut self) {
+        if self.wheel.len() == 0 {
+            return;
+        }
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.advance(self.now, &mut expired);
+        for key in expired.drain(..) {
+            let Some(id) = self.conns.id_at(key) else {
+                continue;
+            };
+            let entry = self.conns.get_mut(id).expect("live id");
+            if entry.core.st.expire(self.now) {
+                log::debug!("conn {id}: timer fired in {:?}", entry.core.st.phase);
+            }
+            self.settle(id);
+        }
+        self.expired = expired;
+    }
+
+    fn run_commands(&mut self) {
+        loop {
+            self.handle.take_commands(&mut self.commands, false);
+            if self.commands.is_empty() {
+                return;
+            }
+            let mut cmds = std::mem::take(&mut self.commands);
+            for cmd in cmds.drain(..) {
+                let id = match &cmd {
+                    Command::Write(id, _) | Command::Close(id) | Command::Abort(id) => *id,
+                };
+                if !self.conns.contains(id) {
+                    continue;
+                }
+                self.callback_with(id, |c| match cmd {
+                    Command::Write(_, data) => c.write(&data),
+                    Command::Close(_) => c.close(),
+                    Command::Abort(_) => c.abort(),
+                });
+                self.settle(id);
+            }
+            self.commands = cmds;
+        }
+    }
+
+    // ---- callbacks and bookkeeping ----
+
+    /// Calls a handler callback with a `Conn` view, if the connection is open.
+    fn callback(&mut self, id: ConnId, what: &str, f: impl FnOnce(&mut H, &mut Conn<'_>)) {
+        let env = Env {
+            config: &self.config,
+            now: self.now,
+            handle: &self.handle,
+        };
+        Self::deliver(&mut self.conns, &env, id, what, f);
+    }
+
+    fn deliver(
+        conns: &mut Slots<Entry<H>>,
+        env: &Env<'_>,
+        id: ConnId,
+        what: &str,
+        f: impl FnOnce(&mut H, &mut Conn<'_>),
+    ) {
+        let Some(entry) = conns.get_mut(id) else {
+            return;
+        };
+        if !entry.core.st.is_open() {
+            return;
+        }
+        let Entry { core, handler } = entry;
+        let mut conn = Conn { id, core, env };
+        if guarded(what, id, || f(handler, &mut conn)).is_none() {
+            entry.core.out = None;
+            entry.core.st.fail(CloseReason::Panicked);
+        }
+    }
+
+    /// Like `callback`, for the reactor's own use of a `Conn` (commands).
+    fn callback_with(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_>)) {
+        let env = Env {
+            config: &self.config,
+            now: self.now,
+            handle: &self.handle,
+        };
+        if let Some(entry) = self.conns.get_mut(id) {
+            let mut conn = Conn {
+                id,
+                core: &mut entry.core,
+                env: &env,
+            };
+            f(&mut conn);
+        }
+    }
+
+    /// After anything touched a connection: finish it if done, otherwise
+    /// bring its registration, ready-list entry and timer up to date.
+    fn settle(&mut self, id: ConnId) {
+        let Some(entry) = self.conns.get_mut(id) else {
+            return;
+        };
+        let st = &mut entry.core.st;
+        if st.phase == Phase::Done {
+            self.finish(id);
+            return;
+        }
+        if st.want_writable && !st.writable_interest {
+            st.want_writable = false;
+            match self.poll.registry().reregister(
+                &mut entry.core.stream,
+                id.token(),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                Ok(()) => entry.core.st.writable_interest = true,
+                Err(e) => {
+                    entry.core.st.fail(CloseReason::Error(e));
+                    self.finish(id);
+                    return;
+                }
+            }
+        }
+        let st = &mut entry.core.st;
+        st.want_writable = false;
+        if st.more_to_read && !st.queued && st.may_read() {
+            st.more_to_read = false;
+            st.queued = true;
+            self.ready.push_back(id);
+        }
+        // Timers: schedule only when the earliest moved earlier (lazy re-arm).
+        let next = st.next_timer();
+        if next != 0 {
+            match self.wheel.scheduled(id.index()) {
+                Some(at) if at <= next => {}
+                _ => self.wheel.schedule(id.index(), next),
+            }
+        }
+        // A graceful close with nothing left to flush finishes here.
+        if entry.core.st.phase == Phase::Flushing && entry.core.out.is_none() {
+            let action = entry
+                .core
+                .st
+                .flushed(self.now, ticks(self.config.close_timeout));
+            entry.core.act(action);
+            if entry.core.st.phase == Phase::Done {
+                self.finish(id);
+            }
+        }
+    }
+
+    /// Closes the socket and calls `on_close`, exactly once.
+    fn finish(&mut self, id: ConnId) {
+        let Some(entry) = self.conns.remove(id) else {
+            return;
+        };
+        self.wheel.cancel(id.index());
+        let Entry { core, mut handler } = entry;
+        if core.st.abortive {
+            if let Err(e) = sys::set_abortive(&core.stream) {
+                log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
+            }
+        }
+        let reason = core.st.cause.unwrap_or(CloseReason::Local);
+        log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
+        // Closing the descriptor removes it from epoll: no deregister call.
+        drop(core.stream);
+        self.closed += 1;
+        guarded("on_close", id, || handler.on_close(reason));
+    }
+}
+
+impl<H: Handler> Drop for Reactor<H> {
+    /// Every connection still open gets `on_close(CloseReason::Shutdown)`.
+    fn drop(&mut self) {
+        if self.conns.len() > 0 {
+            self.close_all(CloseReason::Shutdown);
+        }
+    }
+}
+
+fn is_peer_gone_before_accept(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::PermissionDenied
+    )
+}
+
+/// A descriptor held in reserve to turn peers away when descriptors run out.
+fn open_spare() -> Option<std::fs::File> {
+    #[cfg(unix)]
+    {
+        std::fs::File::open("/dev/null").ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}

@@ -1,0 +1,49 @@
+//! Other platforms: documented fallbacks.
+//!
+//! - `TCP_USER_TIMEOUT` does not exist: [`Config::user_timeout`](crate::Config::user_timeout)
+//!   is a no-op.
+//! - Keepalive idle and interval are set where socket2 can; the probe count
+//!   where the OS has it, else the system default applies.
+//! - A short read is not taken to mean the socket is drained: the reactor
+//!   reads until `WouldBlock`.
+
+use std::io;
+use std::time::Duration;
+
+use socket2::{SockRef, TcpKeepalive};
+
+use crate::config::Keepalive;
+
+pub(crate) const ETIMEDOUT: Option<i32> = None;
+pub(crate) const ECONNRESET: Option<i32> = None;
+pub(crate) const ENOBUFS: Option<i32> = None;
+pub(crate) const SHORT_READ_DRAINS: bool = false;
+
+pub(crate) fn set_user_timeout(_sock: &SockRef<'_>, _t: Option<Duration>) -> io::Result<()> {
+    Ok(())
+}
+
+pub(crate) fn set_keepalive(sock: &SockRef<'_>, k: &Keepalive) -> io::Result<()> {
+    #[allow(unused_mut)]
+    let mut params = TcpKeepalive::new().with_time(k.get_idle());
+    #[cfg(any(
+        target_os = "freebsd",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "netbsd",
+        target_os = "windows"
+    ))]
+    {
+        params = params.with_interval(k.get_interval());
+    }
+    #[cfg(any(
+        target_os = "freebsd",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "netbsd"
+    ))]
+    {
+        params = params.with_retries(k.get_retries());
+    }
+    sock.set_tcp_keepalive(&params)
+}
