@@ -1,0 +1,353 @@
+//! Helpers shared by the integration tests: a server thread running a
+//! reactor, a recording handler, bounded waits, and socket tricks.
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::Once;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hangup::{CloseReason, Config, Conn, ConnId, Handle, Handler, Reactor};
+
+/// The bound for every wait in a test. Generous: CI machines are slow.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A minimal stderr logger, on when `HANGUP_LOG` is set (e.g. `debug`).
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        struct Stderr;
+        impl log::Log for Stderr {
+            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+                true
+            }
+            fn log(&self, r: &log::Record<'_>) {
+                eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+            }
+            fn flush(&self) {}
+        }
+        if let Ok(level) = std::env::var("HANGUP_LOG") {
+            let _ = log::set_logger(&Stderr);
+            log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Debug));
+        }
+    });
+}
+
+/// What a recording handler saw.
+#[derive(Debug)]
+pub enum Ev {
+    Open(ConnId, SocketAddr),
+    Data(ConnId, usize),
+    ReadClosed(ConnId),
+    Drained(ConnId),
+    Close(ConnId, Closed),
+}
+
+/// An `on_close` as recorded.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    pub name: &'static str,
+    pub errno: Option<i32>,
+    pub text: String,
+    pub at: Instant,
+    /// Bytes delivered to `on_data` before it.
+    pub bytes: usize,
+}
+
+impl Closed {
+    pub fn of(reason: &CloseReason, bytes: usize) -> Closed {
+        Closed {
+            name: reason.name(),
+            errno: reason.raw_os_error(),
+            text: reason.to_string(),
+            at: Instant::now(),
+            bytes,
+        }
+    }
+}
+
+/// A handler that records every callback and does what `Script` says.
+pub struct Rec {
+    pub id: Option<ConnId>,
+    pub tx: Sender<Ev>,
+    pub bytes: usize,
+    pub script: Script,
+}
+
+/// What a [`Rec`] does besides recording.
+#[derive(Clone, Default)]
+pub struct Script {
+    /// Echo data back.
+    pub echo: bool,
+    /// Write this many bytes in `on_open`.
+    pub write_on_open: usize,
+    /// Call `close()` right after `write_on_open`.
+    pub close_on_open: bool,
+    /// On the peer's FIN, answer with this and close (instead of the default).
+    pub answer_half_close: Option<Vec<u8>>,
+    /// Panic when data contains this byte.
+    pub panic_on: Option<u8>,
+    /// Abort when data contains this byte.
+    pub abort_on: Option<u8>,
+    /// Close gracefully when data contains this byte.
+    pub close_on: Option<u8>,
+    /// Pause reading after the first data.
+    pub pause_after_first: bool,
+    /// Idle timeout override set in `on_open`.
+    pub idle: Option<Duration>,
+    /// Deadline set in `on_open`.
+    pub deadline: Option<Duration>,
+}
+
+impl Handler for Rec {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.id = Some(conn.id());
+        let _ = self.tx.send(Ev::Open(conn.id(), conn.peer_addr()));
+        if let Some(t) = self.script.idle {
+            conn.set_idle_timeout(Some(t));
+        }
+        if let Some(t) = self.script.deadline {
+            conn.set_deadline(t);
+        }
+        if self.script.write_on_open > 0 {
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = self.script.write_on_open;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                conn.write(&chunk[..n]);
+                left -= n;
+            }
+        }
+        if self.script.close_on_open {
+            conn.close();
+        }
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.bytes += data.len();
+        let _ = self.tx.send(Ev::Data(conn.id(), data.len()));
+        if self.script.panic_on.is_some_and(|b| data.contains(&b)) {
+            panic!("scripted panic");
+        }
+        if self.script.abort_on.is_some_and(|b| data.contains(&b)) {
+            conn.abort();
+            return;
+        }
+        if self.script.close_on.is_some_and(|b| data.contains(&b)) {
+            conn.close();
+            return;
+        }
+        if self.script.echo {
+            conn.write(data);
+        }
+        if self.script.pause_after_first {
+            conn.pause_reading();
+        }
+    }
+
+    fn on_read_closed(&mut self, conn: &mut Conn<'_>) {
+        let _ = self.tx.send(Ev::ReadClosed(conn.id()));
+        if let Some(answer) = &self.script.answer_half_close {
+            conn.write(answer);
+        }
+        conn.close();
+    }
+
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        let _ = self.tx.send(Ev::Drained(conn.id()));
+    }
+
+    fn on_close(&mut self, reason: CloseReason) {
+        let id = self.id.expect("on_close after on_open");
+        let _ = self.tx.send(Ev::Close(id, Closed::of(&reason, self.bytes)));
+    }
+}
+
+/// A stopped reactor's counters.
+#[derive(Debug)]
+pub struct Stats {
+    pub connections: usize,
+    pub rejected: u64,
+    pub closed: u64,
+    pub shut_down: bool,
+}
+
+/// A reactor running on its own thread.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub handle: Handle,
+    pub rx: Receiver<Ev>,
+    thread: Option<JoinHandle<io::Result<Stats>>>,
+}
+
+impl Server {
+    /// Starts a reactor with `config`, listening on 127.0.0.1:0, making a
+    /// [`Rec`] with `script` per connection.
+    pub fn start(config: Config, script: Script) -> Server {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), config, script)
+    }
+
+    pub fn start_on(at: SocketAddr, config: Config, script: Script) -> Server {
+        init();
+        let (tx, rx) = channel();
+        let (ready_tx, ready_rx) = channel();
+        let thread = std::thread::spawn(move || {
+            let mut reactor = Reactor::with_config(config)?;
+            let tx2 = tx.clone();
+            let addr = reactor.listen(at, move |_peer| Rec {
+                id: None,
+                tx: tx2.clone(),
+                bytes: 0,
+                script: script.clone(),
+            })?;
+            ready_tx.send((addr, reactor.handle())).unwrap();
+            drop(tx);
+            reactor.run()?;
+            Ok(Stats {
+                connections: reactor.connection_count(),
+                rejected: reactor.rejected_count(),
+                closed: reactor.closed_count(),
+                shut_down: reactor.is_shut_down(),
+            })
+        });
+        let (addr, handle) = ready_rx.recv_timeout(WAIT).expect("server started");
+        Server {
+            addr,
+            handle,
+            rx,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the next event.
+    #[track_caller]
+    pub fn next(&self) -> Ev {
+        match self.rx.recv_timeout(WAIT) {
+            Ok(ev) => ev,
+            Err(RecvTimeoutError::Timeout) => panic!("no event within {WAIT:?}"),
+            Err(e) => panic!("server gone: {e}"),
+        }
+    }
+
+    /// Waits for the next `on_open`.
+    #[track_caller]
+    pub fn opened(&self) -> ConnId {
+        loop {
+            if let Ev::Open(id, _) = self.next() {
+                return id;
+            }
+        }
+    }
+
+    /// Waits for the next `on_close`, returning it and the events before it.
+    #[track_caller]
+    pub fn closed(&self) -> (ConnId, Closed) {
+        loop {
+            if let Ev::Close(id, c) = self.next() {
+                return (id, c);
+            }
+        }
+    }
+
+    /// Asserts no `on_close` arrives within `d`.
+    #[track_caller]
+    pub fn no_close_within(&self, d: Duration) {
+        let end = Instant::now() + d;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(Ev::Close(id, c)) => panic!("unexpected close of {id:?}: {c:?}"),
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Shuts the reactor down and returns its counters.
+    pub fn stop(mut self) -> Stats {
+        self.handle.shutdown();
+        self.thread
+            .take()
+            .unwrap()
+            .join()
+            .expect("server thread panicked")
+            .expect("server failed")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(t) = self.thread.take() {
+            self.handle.shutdown();
+            let _ = t.join();
+        }
+    }
+}
+
+/// A client connection with bounded reads.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    s
+}
+
+/// Makes the next close of `s` send an RST.
+pub fn set_linger_zero(s: &TcpStream) {
+    socket2::SockRef::from(s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+}
+
+/// Closes `s` with an RST.
+pub fn reset(s: TcpStream) {
+    set_linger_zero(&s);
+    drop(s);
+}
+
+/// Reads until EOF (bounded by the read timeout); returns the bytes.
+pub fn read_to_end(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    s.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+/// Writes all of `data`.
+pub fn send(s: &mut TcpStream, data: &[u8]) {
+    s.write_all(data).expect("client write");
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard limit (root may go higher).
+pub fn raise_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_cur < want {
+            let mut new = lim;
+            new.rlim_cur = want.min(lim.rlim_max.max(want));
+            new.rlim_max = new.rlim_max.max(new.rlim_cur);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
+                new.rlim_cur = lim.rlim_max;
+                new.rlim_max = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &new);
+            }
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        }
+    }
+    lim.rlim_cur
+}
+
+/// Polls `cond` every 5 ms until it holds or `WAIT` passes.
+#[track_caller]
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let end = Instant::now() + WAIT;
+    while !cond() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
