@@ -41,6 +41,10 @@ use crate::conn::Conn;
 ///         log::info!("closed: {reason}")
 ///     }
 /// }
+///
+/// let mut reactor = hangup::Reactor::new()?;
+/// reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
+/// # Ok::<(), std::io::Error>(())
 /// ```
 pub trait Handler {
     /// Once, after the connection is registered with the reactor.

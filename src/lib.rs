@@ -1,4 +1,92 @@
-//! hangup
+//! **hangup** answers the question every server has to answer: *did my peer
+//! go away, and why?*
+//!
+//! A [`Reactor`] accepts TCP connections, registers them with `mio` in a
+//! slab, reads each readable socket until it is drained, and calls your
+//! [`Handler`]. Every connection that saw [`Handler::on_open`] gets exactly
+//! one [`Handler::on_close`], with a [`CloseReason`] that says what the
+//! operating system said: an orderly FIN, a reset, a timeout when keepalive
+//! or `TCP_USER_TIMEOUT` gave up on a vanished peer, an idle timeout, a
+//! deadline, or a close of your own.
+//!
+//! # Example
+//!
+//! ```
+//! use std::io::Write;
+//! use std::time::Duration;
+//! use hangup::{CloseReason, Conn, Handler, Reactor};
+//!
+//! struct Echo;
+//! impl Handler for Echo {
+//!     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) { conn.write(data) }
+//!     fn on_close(&mut self, reason: CloseReason) { println!("closed: {reason}") }
+//! }
+//!
+//! let mut reactor = Reactor::new()?;
+//! let addr = reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
+//!
+//! // A client says hello and leaves.
+//! let mut client = std::net::TcpStream::connect(addr)?;
+//! client.write_all(b"hello")?;
+//! drop(client);
+//!
+//! // Drive the loop until the close is seen (`run()` would loop for ever).
+//! while reactor.closed_count() == 0 {
+//!     reactor.run_once(Some(Duration::from_millis(100)))?;
+//! }
+//! assert_eq!(reactor.connection_count(), 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # How closes are detected
+//!
+//! Event flags (`EPOLLRDHUP`, `EPOLLHUP`, `EPOLLERR`) are hints; the result of
+//! the read (or `SO_ERROR`, when reading is paused) decides.
+//!
+//! | [`CloseReason`] | what the OS said | platform |
+//! |---|---|---|
+//! | `PeerClosed` | `read` returned 0 (the peer's FIN), after all its bytes went to `on_data` | all |
+//! | `Reset` | `ECONNRESET`, `EPIPE`, `ECONNABORTED` from a read or write | all |
+//! | `TimedOut` | `ETIMEDOUT` (keepalive probes or `TCP_USER_TIMEOUT` ran out), or `EHOSTUNREACH`/`ENETUNREACH` as the final error of a dead path | keepalive: all; user timeout: Linux, Android |
+//! | `Idle` | nothing arrived within [`Config::idle_timeout`] or [`Conn::set_idle_timeout`] | all |
+//! | `Deadline` | a [`Conn::set_deadline`] passed | all |
+//! | `Local` | [`Conn::close`], [`Conn::abort`], [`Handle::close`] | all |
+//! | `Backpressure` | queued output passed [`Config::max_write_buffer`] | all |
+//! | `Shutdown` | [`Handle::shutdown`], or the `Reactor` was dropped | all |
+//! | `Panicked` | a callback of the handler panicked (needs `panic = "unwind"`) | all |
+//! | `Error(e)` | any other errno, kept in `e` | all |
+//!
+//! The first cause observed wins (a panic always wins): once the peer's FIN
+//! was seen, a later close of this side still reports `PeerClosed`. If a peer
+//! that never reads trips both `max_write_buffer` and the user timeout,
+//! whichever is observed first is reported: `Backpressure` as soon as a write
+//! queues past the limit, `TimedOut` if the kernel gives up first.
+//!
+//! A peer that vanishes (power loss, cable cut) sends nothing: only
+//! [`Config::keepalive`] (while idle), [`Config::user_timeout`] (while this
+//! side has unacknowledged output) or an idle timeout finds it. See
+//! [`Keepalive`] and [`Config::user_timeout`] for the worst-case times.
+//!
+//! # Cost
+//!
+//! With the default [`Config`], a connection's life costs the syscalls a bare
+//! mio loop makes: `accept4`, `epoll_ctl(ADD)`, the reads, `close`. There is
+//! one read buffer for the whole reactor, idle connections hold no buffer,
+//! and closing does not deregister (closing the descriptor does that).
+//! Timers live in a hierarchical wheel: arming, re-arming and cancelling are
+//! O(1), and an idle timer re-armed on every read costs a store.
+//!
+//! # Platform support
+//!
+//! Linux is the platform hangup is tested on. It builds wherever mio does;
+//! there `Config::user_timeout` is a no-op, the keepalive probe count applies
+//! where the OS can set it, and reads go on until `WouldBlock` (on Linux a
+//! short read is known to drain the socket, which saves a syscall).
+//!
+//! # Minimum Supported Rust Version
+//!
+//! Rust 1.83 (for `io::ErrorKind::HostUnreachable`). Raising it is not a
+//! breaking change.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]

@@ -63,8 +63,9 @@ struct Listener<H> {
 ///
 /// let mut client = std::net::TcpStream::connect(addr)?;
 /// client.write_all(b"hello")?;
+/// client.set_nonblocking(true)?; // this thread also drives the reactor
 /// let mut got = [0u8; 5];
-/// while reactor.connection_count() == 0 || client.peek(&mut got).unwrap_or(0) < 5 {
+/// while client.peek(&mut got).unwrap_or(0) < 5 {
 ///     reactor.run_once(Some(std::time::Duration::from_millis(10)))?;
 /// }
 /// client.read_exact(&mut got)?;

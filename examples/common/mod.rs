@@ -1,0 +1,91 @@
+//! Code shared by the examples.
+#![allow(dead_code)]
+
+pub mod vanish;
+
+/// Prints the library's `log` records to stderr when `HANGUP_LOG` is set
+/// (`error`, `warn`, `info`, `debug`, `trace`).
+pub fn init_log() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+            true
+        }
+        fn log(&self, r: &log::Record<'_>) {
+            eprintln!("[{:5} {}] {}", r.level(), r.target(), r.args());
+        }
+        fn flush(&self) {}
+    }
+    if let Ok(level) = std::env::var("HANGUP_LOG") {
+        let _ = log::set_logger(&Stderr);
+        log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Debug));
+    }
+}
+
+/// One row of closewatch's table.
+pub struct Row {
+    pub scenario: String,
+    pub reason: String,
+    pub errno: String,
+    pub ms: String,
+    pub ok: bool,
+    pub note: String,
+}
+
+impl Row {
+    pub fn skipped(scenario: &str, why: &str) -> Row {
+        Row {
+            scenario: scenario.into(),
+            reason: "skipped".into(),
+            errno: "-".into(),
+            ms: "-".into(),
+            ok: true,
+            note: why.into(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table::default()
+    }
+
+    pub fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    pub fn all_ok(&self) -> bool {
+        self.rows.iter().all(|r| r.ok)
+    }
+
+    pub fn print(&self) {
+        let w = self
+            .rows
+            .iter()
+            .map(|r| r.scenario.len())
+            .max()
+            .unwrap_or(8)
+            .max(8);
+        println!(
+            "{:<w$}  {:<13} {:>5} {:>10}  {:<3}  note",
+            "scenario", "reason", "errno", "ms", "ok"
+        );
+        println!("{}", "-".repeat(w + 40));
+        for r in &self.rows {
+            println!(
+                "{:<w$}  {:<13} {:>5} {:>10}  {:<3}  {}",
+                r.scenario,
+                r.reason,
+                r.errno,
+                r.ms,
+                if r.ok { "yes" } else { "NO" },
+                r.note
+            );
+        }
+    }
+}
