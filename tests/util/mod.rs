@@ -9,6 +9,8 @@ use std::sync::Once;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 use hangup::{CloseReason, Config, Conn, ConnId, Handle, Handler, Reactor};
 
 /// The bound for every wait in a test. Generous: CI machines are slow.
@@ -190,10 +192,22 @@ impl Server {
     }
 
     pub fn start_on(at: SocketAddr, config: Config, script: Script) -> Server {
+        Self::start_with(at, config, script, || {})
+    }
+
+    /// Like `start_on`, running `before` on the server thread first (for
+    /// example to enter a network namespace).
+    pub fn start_with(
+        at: SocketAddr,
+        config: Config,
+        script: Script,
+        before: impl FnOnce() + Send + 'static,
+    ) -> Server {
         init();
         let (tx, rx) = channel();
         let (ready_tx, ready_rx) = channel();
         let thread = std::thread::spawn(move || {
+            before();
             let mut reactor = Reactor::with_config(config)?;
             let tx2 = tx.clone();
             let addr = reactor.listen(at, move |_peer| Rec {
@@ -247,6 +261,22 @@ impl Server {
         loop {
             if let Ev::Close(id, c) = self.next() {
                 return (id, c);
+            }
+        }
+    }
+
+    /// Waits up to `d` for the next `on_close`.
+    #[track_caller]
+    pub fn closed_within(&self, d: Duration) -> (ConnId, Closed) {
+        let end = Instant::now() + d;
+        loop {
+            let left = end
+                .checked_duration_since(Instant::now())
+                .unwrap_or_else(|| panic!("no close within {d:?}"));
+            match self.rx.recv_timeout(left) {
+                Ok(Ev::Close(id, c)) => return (id, c),
+                Ok(_) => {}
+                Err(_) => panic!("no close within {d:?}"),
             }
         }
     }
