@@ -178,9 +178,8 @@ fn fin_while_paused_is_reported_after_resume_with_all_bytes() {
     client.read_to_end(&mut answer).unwrap();
     assert_eq!(answer.len(), 32 * 1024 * 1024);
     let (bytes, reason) = loop {
-        match rx.recv_timeout(WAIT).expect("close reported") {
-            (b, Some(r)) => break (b, r),
-            _ => {}
+        if let (b, Some(r)) = rx.recv_timeout(WAIT).expect("close reported") {
+            break (b, r);
         }
     };
     assert_eq!(reason, "PeerClosed");
