@@ -32,6 +32,7 @@ pub struct Config {
     pub(crate) close_timeout: Duration,
     pub(crate) events_capacity: usize,
     pub(crate) nodelay: bool,
+    pub(crate) listen_backlog: u32,
 }
 
 impl Default for Config {
@@ -47,6 +48,7 @@ impl Default for Config {
             close_timeout: Duration::from_secs(10),
             events_capacity: 1024,
             nodelay: false,
+            listen_backlog: 1024,
         }
     }
 }
@@ -158,6 +160,15 @@ impl Config {
         self
     }
 
+    /// The listen backlog of sockets made by
+    /// [`Reactor::listen`](crate::Reactor::listen); `n >= 1`. Default: 1024
+    /// (as mio's `TcpListener::bind`). The kernel caps it at
+    /// `net.core.somaxconn`.
+    pub fn listen_backlog(mut self, n: u32) -> Self {
+        self.listen_backlog = n;
+        self
+    }
+
     /// The configured [`max_connections`](Config::max_connections).
     pub fn get_max_connections(&self) -> usize {
         self.max_connections
@@ -188,7 +199,8 @@ impl Config {
     /// # Errors
     ///
     /// `io::ErrorKind::InvalidInput`, with a message naming the setting, when:
-    /// - `max_connections`, `max_write_buffer` or `events_capacity` is 0;
+    /// - `max_connections`, `max_write_buffer`, `events_capacity` or
+    ///   `listen_backlog` is 0 (or the backlog is past `i32::MAX`);
     /// - `read_buffer_size` is below 64 or `read_budget` below it;
     /// - `idle_timeout` is `Some(0)` or `close_timeout` is 0;
     /// - a keepalive time is below one second, not whole seconds, or past the
@@ -200,6 +212,9 @@ impl Config {
         }
         if self.max_write_buffer == 0 {
             return Err(invalid("max_write_buffer must be at least 1 byte"));
+        }
+        if self.listen_backlog == 0 || self.listen_backlog > i32::MAX as u32 {
+            return Err(invalid("listen_backlog must be 1 to i32::MAX"));
         }
         if self.events_capacity == 0 {
             return Err(invalid("events_capacity must be at least 1"));
@@ -377,6 +392,7 @@ mod tests {
         rejects(d().max_connections(0), "max_connections");
         rejects(d().max_write_buffer(0), "max_write_buffer");
         rejects(d().events_capacity(0), "events_capacity");
+        rejects(d().listen_backlog(0), "listen_backlog");
         rejects(d().read_buffer_size(10), "read_buffer_size");
         rejects(d().read_budget(100), "read_budget");
         rejects(d().idle_timeout(Some(Duration::ZERO)), "idle_timeout");

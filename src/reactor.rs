@@ -180,7 +180,7 @@ impl<H: Handler> Reactor<H> {
         F: FnMut(SocketAddr) -> H + 'static,
     {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
-        let mut sock = TcpListener::bind(addr).map_err(named)?;
+        let mut sock = sys::bind_listener(addr, self.config.listen_backlog).map_err(named)?;
         let bound = sock.local_addr().map_err(named)?;
         let token = Token(LISTENER_BIT | self.listeners.len());
         self.poll

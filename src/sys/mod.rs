@@ -63,3 +63,19 @@ pub(crate) fn is_resource_exhausted(e: &io::Error) -> bool {
         || e.kind() == io::ErrorKind::OutOfMemory
         || e.raw_os_error() == imp::ENOBUFS
 }
+
+/// Binds and listens as mio's `TcpListener::bind` does (`SO_REUSEADDR` on
+/// Unix, non-blocking, close-on-exec), with the given backlog.
+pub(crate) fn bind_listener(
+    addr: std::net::SocketAddr,
+    backlog: u32,
+) -> io::Result<mio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    #[cfg(unix)]
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog.min(i32::MAX as u32) as i32)?;
+    sock.set_nonblocking(true)?;
+    Ok(mio::net::TcpListener::from_std(sock.into()))
+}
