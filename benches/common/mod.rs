@@ -28,6 +28,8 @@ pub trait Server {
     /// Runs until `total` closes have been reported since it was made.
     fn run_until_closed(&mut self, total: usize);
     fn closed(&self) -> usize;
+    /// Runs briefly so that everything accepted is fully set up.
+    fn settle(&mut self);
 }
 
 pub fn make(name: &str, echo: bool) -> Box<dyn Server> {
@@ -57,27 +59,34 @@ pub const BACKLOG: i32 = 4096;
 
 // ---------------------------------------------------------------- hangup
 
-/// 8 bytes: the close counter, shared.
-pub struct Count {
-    closed: Rc<Cell<usize>>,
+/// What all handlers of one server share.
+pub struct Shared {
+    closed: Cell<usize>,
     echo: bool,
 }
 
+/// The handler: 8 bytes, a pointer to the shared counter.
+pub struct Count {
+    shared: Rc<Shared>,
+}
+
+const _: () = assert!(std::mem::size_of::<Count>() == 8);
+
 impl Handler for Count {
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-        if self.echo {
+        if self.shared.echo {
             conn.write(data);
         }
     }
     fn on_close(&mut self, _reason: CloseReason) {
-        self.closed.set(self.closed.get() + 1);
+        self.shared.closed.set(self.shared.closed.get() + 1);
     }
 }
 
 pub struct Hangup {
     pub reactor: Reactor<Count>,
     addr: SocketAddr,
-    closed: Rc<Cell<usize>>,
+    shared: Rc<Shared>,
 }
 
 impl Hangup {
@@ -87,18 +96,18 @@ impl Hangup {
 
     pub fn with_config(config: Config, echo: bool) -> Hangup {
         let mut reactor = Reactor::with_config(config.max_connections(1 << 20)).unwrap();
-        let closed = Rc::new(Cell::new(0));
-        let c = closed.clone();
+        let shared = Rc::new(Shared {
+            closed: Cell::new(0),
+            echo,
+        });
+        let s = shared.clone();
         let addr = reactor
-            .listen(local(), move |_| Count {
-                closed: c.clone(),
-                echo,
-            })
+            .listen(local(), move |_| Count { shared: s.clone() })
             .unwrap();
         Hangup {
             reactor,
             addr,
-            closed,
+            shared,
         }
     }
 }
@@ -115,12 +124,17 @@ impl Server for Hangup {
         }
     }
     fn run_until_closed(&mut self, total: usize) {
-        while self.closed.get() < total {
+        while self.shared.closed.get() < total {
             self.reactor.run_once(None).unwrap();
         }
     }
     fn closed(&self) -> usize {
-        self.closed.get()
+        self.shared.closed.get()
+    }
+    fn settle(&mut self) {
+        self.reactor
+            .run_once(Some(Duration::from_millis(10)))
+            .unwrap();
     }
 }
 
@@ -221,19 +235,20 @@ impl Server for RawMio {
     fn closed(&self) -> usize {
         self.closed
     }
+    fn settle(&mut self) {
+        self.turn(Some(Duration::from_millis(10)));
+    }
 }
 
 // ---------------------------------------------------------------- tokio
 
 pub struct Tokio {
     rt: tokio::runtime::Runtime,
-    listener: Option<tokio::net::TcpListener>,
     addr: SocketAddr,
     open: Arc<AtomicUsize>,
     closed: Arc<AtomicUsize>,
     target: Arc<AtomicUsize>,
     notify: Arc<tokio::sync::Notify>,
-    echo: bool,
 }
 
 impl Tokio {
@@ -245,19 +260,33 @@ impl Tokio {
             .unwrap();
         let std = std_listener(BACKLOG);
         let addr = std.local_addr().unwrap();
-        let listener = {
+        let open = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let target = Arc::new(AtomicUsize::new(usize::MAX));
+        let notify = Arc::new(tokio::sync::Notify::new());
+        {
             let _g = rt.enter();
-            tokio::net::TcpListener::from_std(std).unwrap()
-        };
+            let listener = tokio::net::TcpListener::from_std(std).unwrap();
+            let (open, closed, target, notify) =
+                (open.clone(), closed.clone(), target.clone(), notify.clone());
+            // The accept loop, as a tokio user writes it: runs whenever the
+            // runtime does.
+            rt.spawn(async move {
+                loop {
+                    let (s, _) = listener.accept().await.unwrap();
+                    open.fetch_add(1, Ordering::Relaxed);
+                    let (c, t, n) = (closed.clone(), target.clone(), notify.clone());
+                    tokio::spawn(tokio_conn(s, c, t, n, echo));
+                }
+            });
+        }
         Tokio {
             rt,
-            listener: Some(listener),
             addr,
-            open: Arc::new(AtomicUsize::new(0)),
-            closed: Arc::new(AtomicUsize::new(0)),
-            target: Arc::new(AtomicUsize::new(usize::MAX)),
-            notify: Arc::new(tokio::sync::Notify::new()),
-            echo,
+            open,
+            closed,
+            target,
+            notify,
         }
     }
 }
@@ -292,24 +321,12 @@ impl Server for Tokio {
         self.addr
     }
     fn accept_until(&mut self, n: usize) {
-        let listener = self.listener.take().unwrap();
-        let (open, closed, target, notify, echo) = (
-            self.open.clone(),
-            self.closed.clone(),
-            self.target.clone(),
-            self.notify.clone(),
-            self.echo,
-        );
-        let listener = self.rt.block_on(async move {
+        let (open, closed) = (self.open.clone(), self.closed.clone());
+        self.rt.block_on(async move {
             while open.load(Ordering::Relaxed) - closed.load(Ordering::Relaxed) < n {
-                let (s, _) = listener.accept().await.unwrap();
-                open.fetch_add(1, Ordering::Relaxed);
-                let (c, t, no) = (closed.clone(), target.clone(), notify.clone());
-                tokio::spawn(tokio_conn(s, c, t, no, echo));
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            listener
         });
-        self.listener = Some(listener);
     }
     fn run_until_closed(&mut self, total: usize) {
         self.target.store(total, Ordering::Relaxed);
@@ -323,6 +340,10 @@ impl Server for Tokio {
     }
     fn closed(&self) -> usize {
         self.closed.load(Ordering::Relaxed)
+    }
+    fn settle(&mut self) {
+        self.rt
+            .block_on(async { tokio::time::sleep(Duration::from_millis(10)).await });
     }
 }
 
