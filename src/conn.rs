@@ -178,54 +178,68 @@ pub(crate) enum Action {
     ShutdownWrite,
 }
 
+/// One-bit facts about a connection, packed in a byte (see [`State`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flag(u8);
+
+impl Flag {
+    /// A read returned 0.
+    pub(crate) const PEER_FIN: Flag = Flag(1);
+    /// The last event carried a hang-up or error flag: read on after a short read.
+    pub(crate) const HUP_HINT: Flag = Flag(1 << 1);
+    /// The handler paused reading.
+    pub(crate) const PAUSED: Flag = Flag(1 << 2);
+    /// Reading stopped early (budget, or paused with data left): read again
+    /// from the ready list.
+    pub(crate) const MORE_TO_READ: Flag = Flag(1 << 3);
+    /// In the reactor's ready list.
+    pub(crate) const QUEUED: Flag = Flag(1 << 4);
+    /// Registered for writable events.
+    pub(crate) const WRITABLE_INTEREST: Flag = Flag(1 << 5);
+    /// A write would block: register for writable events.
+    pub(crate) const WANT_WRITABLE: Flag = Flag(1 << 6);
+    /// Close with SO_LINGER 0 (RST).
+    pub(crate) const ABORTIVE: Flag = Flag(1 << 7);
+}
+
 /// The pure part of a connection: its phase, why it is closing, its hints
-/// and its timers (ticks; 0 = unset). No sockets here.
+/// and its timers (ticks; 0 = unset). No sockets here. Kept small: it is
+/// most of what an idle connection costs.
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) phase: Phase,
+    flags: u8,
     /// The first cause observed.
     pub(crate) cause: Option<CloseReason>,
-    /// A read returned 0.
-    pub(crate) peer_fin: bool,
-    /// The last event carried a hang-up or error flag: read on after a short read.
-    pub(crate) hup_hint: bool,
-    /// The handler paused reading.
-    pub(crate) paused: bool,
-    /// Reading stopped early (budget, or paused with data left): read again
-    /// from the ready list.
-    pub(crate) more_to_read: bool,
-    /// In the reactor's ready list.
-    pub(crate) queued: bool,
-    /// Registered for writable events.
-    pub(crate) writable_interest: bool,
-    /// A write would block: register for writable events.
-    pub(crate) want_writable: bool,
-    /// Close with SO_LINGER 0 (RST).
-    pub(crate) abortive: bool,
     /// Idle timeout in ms; 0 = none.
     pub(crate) idle_ms: u32,
+    /// When the idle timer fires (while open).
     pub(crate) idle_at: u64,
+    /// While open: the handler's deadline. While closing: the close timeout.
     pub(crate) deadline_at: u64,
-    pub(crate) close_at: u64,
 }
 
 impl State {
     pub(crate) fn new(idle_ms: u32) -> State {
         State {
             phase: Phase::Open,
+            flags: 0,
             cause: None,
-            peer_fin: false,
-            hup_hint: false,
-            paused: false,
-            more_to_read: false,
-            queued: false,
-            writable_interest: false,
-            want_writable: false,
-            abortive: false,
             idle_ms,
             idle_at: 0,
             deadline_at: 0,
-            close_at: 0,
+        }
+    }
+
+    pub(crate) fn has(&self, f: Flag) -> bool {
+        self.flags & f.0 != 0
+    }
+
+    pub(crate) fn set(&mut self, f: Flag, on: bool) {
+        if on {
+            self.flags |= f.0;
+        } else {
+            self.flags &= !f.0;
         }
     }
 
@@ -260,13 +274,14 @@ impl State {
     /// discarded while closing; nothing is read after the peer's FIN.
     pub(crate) fn may_read(&self) -> bool {
         match self.phase {
-            Phase::Open => !self.paused && !self.peer_fin,
-            Phase::Flushing | Phase::Draining => !self.peer_fin,
+            Phase::Open => !self.has(Flag::PAUSED) && !self.has(Flag::PEER_FIN),
+            Phase::Flushing | Phase::Draining => !self.has(Flag::PEER_FIN),
             Phase::Done => false,
         }
     }
 
-    /// A graceful close was asked for (`Conn::close`).
+    /// A graceful close was asked for (`Conn::close`). The close timeout
+    /// starts now and replaces the idle timer and any deadline.
     pub(crate) fn request_close(
         &mut self,
         has_pending: bool,
@@ -277,13 +292,14 @@ impl State {
         if self.phase != Phase::Open {
             return Action::None;
         }
-        self.paused = false;
+        self.set(Flag::PAUSED, false);
+        self.idle_at = 0;
+        self.deadline_at = now + close_ticks;
         if has_pending {
-            self.close_at = now + close_ticks;
             self.set_phase(Phase::Flushing);
             Action::None
         } else {
-            self.flushed(now, close_ticks)
+            self.flushed()
         }
     }
 
@@ -291,21 +307,18 @@ impl State {
     pub(crate) fn request_abort(&mut self) {
         self.note_cause(CloseReason::Local);
         if self.phase != Phase::Done {
-            self.abortive = true;
+            self.set(Flag::ABORTIVE, true);
             self.set_phase(Phase::Done);
         }
     }
 
     /// All queued output was written while closing.
-    pub(crate) fn flushed(&mut self, now: u64, close_ticks: u64) -> Action {
-        if self.peer_fin {
+    pub(crate) fn flushed(&mut self) -> Action {
+        if self.has(Flag::PEER_FIN) {
             // Nothing unread can follow a FIN: close(2) sends ours cleanly.
             self.set_phase(Phase::Done);
             Action::None
         } else {
-            if self.close_at == 0 {
-                self.close_at = now + close_ticks;
-            }
             self.set_phase(Phase::Draining);
             Action::ShutdownWrite
         }
@@ -314,8 +327,8 @@ impl State {
     /// A read returned 0. Returns true when the handler should hear of it
     /// (`on_read_closed`).
     pub(crate) fn eof(&mut self) -> bool {
-        self.peer_fin = true;
-        self.hup_hint = false;
+        self.set(Flag::PEER_FIN, true);
+        self.set(Flag::HUP_HINT, false);
         self.note_cause(CloseReason::PeerClosed);
         match self.phase {
             Phase::Open => true,
@@ -328,35 +341,38 @@ impl State {
         }
     }
 
-    /// The earliest armed timer, in ticks; 0 if none.
+    /// The earliest timer that matters in this phase, in ticks; 0 if none.
     pub(crate) fn next_timer(&self) -> u64 {
-        [self.idle_at, self.deadline_at, self.close_at]
-            .into_iter()
-            .filter(|&t| t != 0)
-            .min()
-            .unwrap_or(0)
+        match self.phase {
+            Phase::Open => match (self.idle_at, self.deadline_at) {
+                (0, d) => d,
+                (i, 0) => i,
+                (i, d) => i.min(d),
+            },
+            Phase::Flushing | Phase::Draining => self.deadline_at,
+            Phase::Done => 0,
+        }
     }
 
     /// Fires the timers due at `now`. Returns true if the connection must end.
     pub(crate) fn expire(&mut self, now: u64) -> bool {
         let due = |t: u64| t != 0 && t <= now;
-        if due(self.close_at) && matches!(self.phase, Phase::Flushing | Phase::Draining) {
-            log::debug!("close timeout passed in {}", self.phase);
-            self.set_phase(Phase::Done);
-            return true;
+        match self.phase {
+            Phase::Flushing | Phase::Draining if due(self.deadline_at) => {
+                log::debug!("close timeout passed in {}", self.phase);
+                self.set_phase(Phase::Done);
+                true
+            }
+            Phase::Open if due(self.deadline_at) => {
+                self.fail(CloseReason::Deadline);
+                true
+            }
+            Phase::Open if due(self.idle_at) => {
+                self.fail(CloseReason::Idle);
+                true
+            }
+            _ => false,
         }
-        if self.phase != Phase::Open {
-            return false;
-        }
-        if due(self.deadline_at) {
-            self.fail(CloseReason::Deadline);
-            return true;
-        }
-        if due(self.idle_at) {
-            self.fail(CloseReason::Idle);
-            return true;
-        }
-        false
     }
 
     /// Bytes arrived at `now`: push the idle timer back. No syscall, no
@@ -530,7 +546,7 @@ impl Conn<'_> {
             self.core.st.fail(CloseReason::Backpressure);
             return;
         }
-        self.core.st.want_writable = true;
+        self.core.st.set(Flag::WANT_WRITABLE, true);
     }
 
     /// Bytes queued and not yet taken by the kernel.
@@ -553,7 +569,7 @@ impl Conn<'_> {
             ticks(self.env.config.close_timeout),
         );
         if has_pending {
-            self.core.st.want_writable = true;
+            self.core.st.set(Flag::WANT_WRITABLE, true);
         }
         self.core.act(action);
     }
@@ -571,25 +587,25 @@ impl Conn<'_> {
     /// reported while paused; a FIN is reported after reading resumes and the
     /// bytes before it were delivered.
     pub fn pause_reading(&mut self) {
-        self.core.st.paused = true;
+        self.core.st.set(Flag::PAUSED, true);
     }
 
     /// Resumes reading after [`pause_reading`](Conn::pause_reading).
     pub fn resume_reading(&mut self) {
-        if self.core.st.paused {
-            self.core.st.paused = false;
-            self.core.st.more_to_read = true;
+        if self.core.st.has(Flag::PAUSED) {
+            self.core.st.set(Flag::PAUSED, false);
+            self.core.st.set(Flag::MORE_TO_READ, true);
         }
     }
 
     /// Whether reading is paused.
     pub fn is_reading_paused(&self) -> bool {
-        self.core.st.paused
+        self.core.st.has(Flag::PAUSED)
     }
 
     /// Whether the peer's FIN was seen (it will send nothing more).
     pub fn is_read_closed(&self) -> bool {
-        self.core.st.peer_fin
+        self.core.st.has(Flag::PEER_FIN)
     }
 
     /// Overrides [`Config::idle_timeout`] for this connection; the timer

@@ -16,7 +16,7 @@ use crate::close::{
     after_data, classify_read, reason_from_error, AfterData, CloseReason, ReadOutcome,
 };
 use crate::config::Config;
-use crate::conn::{ticks, Conn, ConnId, Core, Env, Phase, Slots, State, LISTENER_BIT};
+use crate::conn::{ticks, Conn, ConnId, Core, Env, Flag, Phase, Slots, State, LISTENER_BIT};
 use crate::handle::{Command, Handle};
 use crate::handler::Handler;
 use crate::sys;
@@ -364,7 +364,9 @@ impl<H: Handler> Reactor<H> {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if sys::is_resource_exhausted(&e) => {
-                    self.out_of_descriptors(li, &e);
+                    if self.out_of_descriptors(li, &e) {
+                        continue;
+                    }
                     return;
                 }
                 Err(e) if is_peer_gone_before_accept(&e) => continue,
@@ -385,35 +387,41 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// EMFILE/ENFILE: give back the spare descriptor, accept and close every
-    /// pending peer with it (so none hangs in the backlog), then take it again.
-    /// Without a spare, retry after a pause instead of spinning.
-    fn out_of_descriptors(&mut self, li: usize, e: &io::Error) {
+    /// EMFILE/ENFILE: give back the spare descriptor, accept one pending
+    /// peer with it and close it (so it is answered, not left hanging in the
+    /// backlog), then take the spare again. Returns true if the caller should
+    /// try a normal accept again: each pending peer gets a real accept
+    /// attempt first, so none is turned away once descriptors are back.
+    /// Without a spare, accepting pauses briefly instead of spinning.
+    fn out_of_descriptors(&mut self, li: usize, e: &io::Error) -> bool {
         let addr = self.listeners[li].addr;
-        if let Some(spare) = self.spare_fd.take() {
-            drop(spare);
-            let mut turned_away = 0u64;
-            loop {
-                match self.listeners[li].sock.accept() {
-                    Ok((s, _)) => {
-                        drop(s);
-                        turned_away += 1;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => break,
-                }
-            }
-            self.rejected += turned_away;
+        let Some(spare) = self.spare_fd.take() else {
             self.spare_fd = open_spare();
-            log::warn!("accept on {addr}: {e}; turned {turned_away} peers away");
-            if self.spare_fd.is_none() {
-                self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
-            }
-        } else {
             log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
-            self.spare_fd = open_spare();
             self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+            return false;
+        };
+        drop(spare);
+        let turned_away = loop {
+            match self.listeners[li].sock.accept() {
+                Ok((s, peer)) => {
+                    drop(s);
+                    break Some(peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break None,
+            }
+        };
+        self.spare_fd = open_spare();
+        if let Some(peer) = turned_away {
+            self.rejected += 1;
+            log::warn!("accept on {addr}: {e}; turned {peer} away");
         }
+        if self.spare_fd.is_none() {
+            self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+            return false;
+        }
+        turned_away.is_some()
     }
 
     fn open(&mut self, li: usize, mut stream: TcpStream, peer: SocketAddr) {
@@ -465,7 +473,7 @@ impl<H: Handler> Reactor<H> {
         };
         let st = &mut entry.core.st;
         if event.is_read_closed() || event.is_error() {
-            st.hup_hint = true;
+            st.set(Flag::HUP_HINT, true);
         }
         if event.is_writable() && entry.core.out.is_some() {
             self.write_ready(id);
@@ -500,10 +508,7 @@ impl<H: Handler> Reactor<H> {
         match entry.core.st.phase {
             Phase::Open => self.callback(id, "on_drained", |h, c| h.on_drained(c)),
             Phase::Flushing => {
-                let action = entry
-                    .core
-                    .st
-                    .flushed(self.now, ticks(self.config.close_timeout));
+                let action = entry.core.st.flushed();
                 entry.core.act(action);
             }
             Phase::Draining | Phase::Done => {}
@@ -520,9 +525,9 @@ impl<H: Handler> Reactor<H> {
                 return;
             };
             if !entry.core.st.may_read() {
-                if entry.core.st.paused {
+                if entry.core.st.has(Flag::PAUSED) {
                     // Data may be left in the kernel: read it on resume.
-                    entry.core.st.more_to_read = true;
+                    entry.core.st.set(Flag::MORE_TO_READ, true);
                 }
                 return;
             }
@@ -531,7 +536,7 @@ impl<H: Handler> Reactor<H> {
                 ReadOutcome::Data(n) => {
                     total += n;
                     let st = &mut entry.core.st;
-                    let hint = st.hup_hint;
+                    let hint = st.has(Flag::HUP_HINT);
                     if st.phase == Phase::Open {
                         st.heard_from_peer(self.now);
                         let (conns, buf) = (&mut self.conns, &self.read_buf);
@@ -547,7 +552,7 @@ impl<H: Handler> Reactor<H> {
                         AfterData::Drained => return,
                         AfterData::Yield => {
                             if let Some(e) = self.conns.get_mut(id) {
-                                e.core.st.more_to_read = true;
+                                e.core.st.set(Flag::MORE_TO_READ, true);
                             }
                             return;
                         }
@@ -560,7 +565,7 @@ impl<H: Handler> Reactor<H> {
                     return;
                 }
                 ReadOutcome::WouldBlock => {
-                    entry.core.st.hup_hint = false;
+                    entry.core.st.set(Flag::HUP_HINT, false);
                     return;
                 }
                 ReadOutcome::Interrupted => {}
@@ -582,7 +587,7 @@ impl<H: Handler> Reactor<H> {
             let Some(entry) = self.conns.get_mut(id) else {
                 continue;
             };
-            entry.core.st.queued = false;
+            entry.core.st.set(Flag::QUEUED, false);
             if entry.core.st.may_read() {
                 self.read_ready(id);
             }
@@ -695,14 +700,14 @@ impl<H: Handler> Reactor<H> {
             self.finish(id);
             return;
         }
-        if st.want_writable && !st.writable_interest {
-            st.want_writable = false;
+        if st.has(Flag::WANT_WRITABLE) && !st.has(Flag::WRITABLE_INTEREST) {
+            st.set(Flag::WANT_WRITABLE, false);
             match self.poll.registry().reregister(
                 &mut entry.core.stream,
                 id.token(),
                 Interest::READABLE | Interest::WRITABLE,
             ) {
-                Ok(()) => entry.core.st.writable_interest = true,
+                Ok(()) => entry.core.st.set(Flag::WRITABLE_INTEREST, true),
                 Err(e) => {
                     entry.core.st.fail(CloseReason::Error(e));
                     self.finish(id);
@@ -711,10 +716,10 @@ impl<H: Handler> Reactor<H> {
             }
         }
         let st = &mut entry.core.st;
-        st.want_writable = false;
-        if st.more_to_read && !st.queued && st.may_read() {
-            st.more_to_read = false;
-            st.queued = true;
+        st.set(Flag::WANT_WRITABLE, false);
+        if st.has(Flag::MORE_TO_READ) && !st.has(Flag::QUEUED) && st.may_read() {
+            st.set(Flag::MORE_TO_READ, false);
+            st.set(Flag::QUEUED, true);
             self.ready.push_back(id);
         }
         // Timers: schedule only when the earliest moved earlier (lazy re-arm).
@@ -727,10 +732,7 @@ impl<H: Handler> Reactor<H> {
         }
         // A graceful close with nothing left to flush finishes here.
         if entry.core.st.phase == Phase::Flushing && entry.core.out.is_none() {
-            let action = entry
-                .core
-                .st
-                .flushed(self.now, ticks(self.config.close_timeout));
+            let action = entry.core.st.flushed();
             entry.core.act(action);
             if entry.core.st.phase == Phase::Done {
                 self.finish(id);
@@ -745,7 +747,7 @@ impl<H: Handler> Reactor<H> {
         };
         self.wheel.cancel(id.index());
         let Entry { core, mut handler } = entry;
-        if core.st.abortive {
+        if core.st.has(Flag::ABORTIVE) {
             if let Err(e) = sys::set_abortive(&core.stream) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
             }
@@ -786,5 +788,21 @@ fn open_spare() -> Option<std::fs::File> {
     #[cfg(not(unix))]
     {
         None
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    /// What an idle connection costs in the slab, for an 8-byte handler
+    /// (BENCHMARKS.md, footprint). A regression here shows up in RSS.
+    #[test]
+    fn entry_for_8_byte_handler_is_small() {
+        struct H8(#[allow(dead_code)] u64);
+        impl crate::Handler for H8 {
+            fn on_data(&mut self, _: &mut crate::Conn<'_>, _: &[u8]) {}
+            fn on_close(&mut self, _: crate::CloseReason) {}
+        }
+        let size = std::mem::size_of::<super::Entry<H8>>();
+        assert!(size <= 104, "Entry<H8> is {size} bytes");
     }
 }

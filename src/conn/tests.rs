@@ -83,7 +83,7 @@ fn open_eof_tells_handler_and_notes_peer_closed() {
 fn open_close_without_pending_sends_fin() {
     let mut s = state_draining();
     assert_eq!(name(&s), "Local");
-    assert_eq!(s.close_at, 150);
+    assert_eq!(s.deadline_at, 150);
     assert!(s.may_read(), "input is drained");
     assert!(!s.eof(), "handler hears nothing more");
     assert_eq!(s.phase, Phase::Done);
@@ -104,7 +104,7 @@ fn open_abort_is_local_and_abortive() {
     let mut s = state_open();
     s.request_abort();
     assert_eq!(s.phase, Phase::Done);
-    assert!(s.abortive);
+    assert!(s.has(Flag::ABORTIVE));
     assert_eq!(name(&s), "Local");
 }
 
@@ -127,7 +127,7 @@ fn open_panic_always_recorded() {
 #[test]
 fn open_paused_does_not_read() {
     let mut s = state_open();
-    s.paused = true;
+    s.set(Flag::PAUSED, true);
     assert!(!s.may_read());
 }
 
@@ -160,9 +160,9 @@ fn open_deadline_not_extended_by_data() {
 #[test]
 fn flushing_flushed_sends_fin_then_drains() {
     let mut s = state_flushing();
-    assert_eq!(s.flushed(120, 50), Action::ShutdownWrite);
+    assert_eq!(s.flushed(), Action::ShutdownWrite);
     assert_eq!(s.phase, Phase::Draining);
-    assert_eq!(s.close_at, 150, "the close timeout runs from close()");
+    assert_eq!(s.deadline_at, 150, "the close timeout runs from close()");
 }
 
 #[test]
@@ -170,7 +170,7 @@ fn flushing_eof_keeps_flushing_then_done() {
     let mut s = state_flushing();
     assert!(!s.eof());
     assert_eq!(s.phase, Phase::Flushing);
-    assert_eq!(s.flushed(120, 50), Action::None);
+    assert_eq!(s.flushed(), Action::None);
     assert_eq!(s.phase, Phase::Done);
     assert_eq!(name(&s), "Local");
 }
@@ -191,6 +191,27 @@ fn flushing_idle_does_not_fire() {
     s.request_close(true, 0, 1000);
     assert!(!s.expire(500));
     assert_eq!(s.phase, Phase::Flushing);
+    assert_eq!(s.next_timer(), 1000, "only the close timeout is armed");
+}
+
+#[test]
+fn flushing_replaces_open_deadline_with_close_timeout() {
+    let mut s = state_open();
+    s.deadline_at = 20;
+    s.request_close(true, 10, 1000);
+    assert!(!s.expire(20), "the open deadline no longer applies");
+    assert_eq!(s.next_timer(), 1010);
+    assert_eq!(name(&s), "Local");
+}
+
+#[test]
+fn state_is_small() {
+    // Most of what an idle connection costs; see BENCHMARKS.md (footprint).
+    assert!(
+        std::mem::size_of::<State>() <= 40,
+        "{}",
+        std::mem::size_of::<State>()
+    );
 }
 
 // Tests for the Draining state.
