@@ -235,6 +235,10 @@ impl State {
         self.flags & f.0 != 0
     }
 
+    pub(crate) fn has_any(&self, a: Flag, b: Flag) -> bool {
+        self.flags & (a.0 | b.0) != 0
+    }
+
     pub(crate) fn set(&mut self, f: Flag, on: bool) {
         if on {
             self.flags |= f.0;
@@ -253,9 +257,8 @@ impl State {
     /// Records `reason` unless an earlier cause is known (first cause wins).
     /// A panic is always recorded: it says the handler is broken.
     pub(crate) fn note_cause(&mut self, reason: CloseReason) {
-        match (&self.cause, &reason) {
-            (None, _) | (Some(_), CloseReason::Panicked) => self.cause = Some(reason),
-            (Some(first), later) => log::trace!("cause {later} ignored: first was {first}"),
+        if self.cause.is_none() || matches!(reason, CloseReason::Panicked) {
+            self.cause = Some(reason);
         }
     }
 
@@ -281,11 +284,13 @@ impl State {
     }
 
     /// A graceful close was asked for (`Conn::close`). The close timeout
-    /// starts now and replaces the idle timer and any deadline.
+    /// starts now and replaces the idle timer and any deadline. `now` is only
+    /// asked for when a timer is needed (not after the peer's FIN with
+    /// nothing queued, the common case).
     pub(crate) fn request_close(
         &mut self,
         has_pending: bool,
-        now: u64,
+        now: impl FnOnce() -> u64,
         close_ticks: u64,
     ) -> Action {
         self.note_cause(CloseReason::Local);
@@ -294,7 +299,12 @@ impl State {
         }
         self.set(Flag::PAUSED, false);
         self.idle_at = 0;
-        self.deadline_at = now + close_ticks;
+        if !has_pending && self.has(Flag::PEER_FIN) {
+            self.deadline_at = 0;
+            self.set_phase(Phase::Done);
+            return Action::None;
+        }
+        self.deadline_at = now() + close_ticks;
         if has_pending {
             self.set_phase(Phase::Flushing);
             Action::None
@@ -455,11 +465,51 @@ impl Core {
     }
 }
 
+/// The reactor's clock in ticks (milliseconds since it started). Read from
+/// the OS at most once per turn, and only when something needs the time.
+#[derive(Debug)]
+pub(crate) struct Clock {
+    origin: std::time::Instant,
+    cached: std::cell::Cell<u64>,
+}
+
+impl Clock {
+    const UNKNOWN: u64 = u64::MAX;
+
+    pub(crate) fn new() -> Clock {
+        Clock {
+            origin: std::time::Instant::now(),
+            cached: std::cell::Cell::new(Self::UNKNOWN),
+        }
+    }
+
+    /// The current tick, read once per turn.
+    pub(crate) fn now(&self) -> u64 {
+        let t = self.cached.get();
+        if t != Self::UNKNOWN {
+            return t;
+        }
+        let t = self.origin.elapsed().as_millis() as u64;
+        self.cached.set(t);
+        t
+    }
+
+    /// A new turn: the next `now` reads the OS clock again.
+    pub(crate) fn invalidate(&self) {
+        self.cached.set(Self::UNKNOWN);
+    }
+
+    /// The instant of tick `t`.
+    pub(crate) fn instant(&self, t: u64) -> std::time::Instant {
+        self.origin + Duration::from_millis(t)
+    }
+}
+
 /// What a [`Conn`] needs from the reactor besides its own connection.
 #[derive(Debug)]
 pub(crate) struct Env<'a> {
     pub(crate) config: &'a Config,
-    pub(crate) now: u64,
+    pub(crate) clock: &'a Clock,
     pub(crate) handle: &'a Handle,
 }
 
@@ -563,9 +613,10 @@ impl Conn<'_> {
     /// an earlier cause (such as the peer's FIN) was seen.
     pub fn close(&mut self) {
         let has_pending = self.core.pending() > 0;
+        let clock = self.env.clock;
         let action = self.core.st.request_close(
             has_pending,
-            self.env.now,
+            || clock.now(),
             ticks(self.env.config.close_timeout),
         );
         if has_pending {
@@ -614,7 +665,7 @@ impl Conn<'_> {
         let ms = t.map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32);
         self.core.st.idle_ms = ms;
         self.core.st.idle_at = 0;
-        self.core.st.heard_from_peer(self.env.now);
+        self.core.st.heard_from_peer(self.env.clock.now());
     }
 
     /// Sets a one-shot deadline `after` from now, replacing any earlier one.
@@ -622,7 +673,7 @@ impl Conn<'_> {
     /// with [`CloseReason::Deadline`]. This is what stops a slowloris peer
     /// that trickles bytes to dodge an idle timeout.
     pub fn set_deadline(&mut self, after: Duration) {
-        self.core.st.deadline_at = self.env.now + ticks(after) + 1;
+        self.core.st.deadline_at = self.env.clock.now() + ticks(after) + 1;
     }
 
     /// Removes the deadline, if one is set.

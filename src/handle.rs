@@ -13,19 +13,17 @@ pub(crate) enum Command {
     Abort(ConnId),
 }
 
-#[derive(Debug, Default)]
-struct Queue {
-    cmds: Vec<Command>,
-    /// The loop is blocked in poll (or about to be): a new command must wake it.
-    polling: bool,
-    /// A wake is already on its way.
-    woken: bool,
-}
-
 pub(crate) struct Shared {
     waker: mio::Waker,
     shutdown: AtomicBool,
-    queue: Mutex<Queue>,
+    /// Commands are queued or shutdown was asked for: the loop must look.
+    /// Checked with one load per turn, so an idle turn takes no lock.
+    attention: AtomicBool,
+    /// The loop is in (or about to enter) poll: a new command must wake it.
+    polling: AtomicBool,
+    /// A wake is already on its way.
+    woken: AtomicBool,
+    queue: Mutex<Vec<Command>>,
 }
 
 /// Reaches a [`Reactor`](crate::Reactor) from any thread, or from a handler.
@@ -73,7 +71,10 @@ impl Handle {
             shared: Arc::new(Shared {
                 waker,
                 shutdown: AtomicBool::new(false),
-                queue: Mutex::new(Queue::default()),
+                attention: AtomicBool::new(false),
+                polling: AtomicBool::new(false),
+                woken: AtomicBool::new(false),
+                queue: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -83,6 +84,7 @@ impl Handle {
     /// with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown) and returns.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.attention.store(true, Ordering::SeqCst);
         if let Err(e) = self.shared.waker.wake() {
             log::error!("waking the reactor for shutdown failed: {e}");
         }
@@ -112,39 +114,56 @@ impl Handle {
     }
 
     fn push(&self, cmd: Command) {
-        let wake = {
-            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            q.cmds.push(cmd);
-            let wake = q.polling && !q.woken;
-            if wake {
-                q.woken = true;
-            }
-            wake
-        };
-        if wake {
+        self.shared
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(cmd);
+        // Dekker-style: we store `attention` then load `polling`; the loop
+        // stores `polling` then loads `attention`. With SeqCst on all four,
+        // at least one side sees the other: no command waits for a wake-up
+        // that never comes.
+        self.shared.attention.store(true, Ordering::SeqCst);
+        if self.shared.polling.load(Ordering::SeqCst)
+            && !self.shared.woken.swap(true, Ordering::SeqCst)
+        {
             if let Err(e) = self.shared.waker.wake() {
                 log::error!("waking the reactor failed: {e}");
             }
         }
     }
 
-    /// Moves queued commands into `into`. When none are queued, marks the
-    /// loop as about to poll (if `then_poll`), so the next command wakes it.
-    pub(crate) fn take_commands(&self, into: &mut Vec<Command>, then_poll: bool) {
+    /// Whether commands or a shutdown wait for the loop. One atomic load.
+    pub(crate) fn needs_attention(&self) -> bool {
+        self.shared.attention.load(Ordering::Acquire)
+    }
+
+    /// Moves queued commands into `into` (which must be empty), clearing
+    /// the attention flag first so that a later push sets it again.
+    pub(crate) fn take_commands(&self, into: &mut Vec<Command>) {
+        self.shared.attention.store(false, Ordering::SeqCst);
         let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if q.cmds.is_empty() {
-            if then_poll {
-                q.polling = true;
-                q.woken = false;
-            }
-        } else {
-            std::mem::swap(&mut q.cmds, into);
+        std::mem::swap(&mut *q, into);
+        if self.is_shutdown() {
+            // Keep the flag up: shutdown is handled at the next check.
+            self.shared.attention.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// The loop is about to poll. Returns false if it must not block
+    /// (something arrived in the meantime).
+    pub(crate) fn about_to_poll(&self) -> bool {
+        self.shared.polling.store(true, Ordering::SeqCst);
+        if self.shared.attention.load(Ordering::SeqCst) {
+            self.shared.polling.store(false, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 
     /// The loop came back from poll.
     pub(crate) fn polled(&self) {
-        let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-        q.polling = false;
+        self.shared.polling.store(false, Ordering::SeqCst);
+        self.shared.woken.store(false, Ordering::Relaxed);
     }
 }

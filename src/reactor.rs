@@ -16,7 +16,7 @@ use crate::close::{
     after_data, classify_read, reason_from_error, AfterData, CloseReason, ReadOutcome,
 };
 use crate::config::Config;
-use crate::conn::{ticks, Conn, ConnId, Core, Env, Flag, Phase, Slots, State, LISTENER_BIT};
+use crate::conn::{ticks, Clock, Conn, ConnId, Core, Env, Flag, Phase, Slots, State, LISTENER_BIT};
 use crate::handle::{Command, Handle};
 use crate::handler::Handler;
 use crate::sys;
@@ -84,8 +84,7 @@ pub struct Reactor<H: Handler> {
     expired: Vec<usize>,
     ready: VecDeque<ConnId>,
     commands: Vec<Command>,
-    origin: Instant,
-    now: u64,
+    clock: Clock,
     spare_fd: Option<std::fs::File>,
     accept_retry_at: Option<u64>,
     rejected: u64,
@@ -157,8 +156,7 @@ impl<H: Handler> Reactor<H> {
             expired: Vec::new(),
             ready: VecDeque::new(),
             commands: Vec::new(),
-            origin: Instant::now(),
-            now: 0,
+            clock: Clock::new(),
             spare_fd,
             accept_retry_at: None,
             rejected: 0,
@@ -224,22 +222,19 @@ impl<H: Handler> Reactor<H> {
     ///
     /// Polling failed (other than by a signal).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if self.check_shutdown() {
-            return Ok(());
+        if self.handle.needs_attention() {
+            if self.check_shutdown() {
+                return Ok(());
+            }
+            self.run_commands();
         }
-        self.run_commands();
-        let timeout = self.poll_timeout(timeout);
+        let mut timeout = self.poll_timeout(timeout);
+        if !self.handle.about_to_poll() {
+            timeout = Some(Duration::ZERO);
+        }
         let mut events = self.events.take().expect("events present between turns");
-        self.handle.take_commands(&mut self.commands, true);
-        let polled = if self.commands.is_empty() {
-            let r = self.poll.poll(&mut events, timeout);
-            self.handle.polled();
-            r
-        } else {
-            self.handle.polled();
-            events.clear();
-            Ok(())
-        };
+        let polled = self.poll.poll(&mut events, timeout);
+        self.handle.polled();
         if let Err(e) = polled {
             self.events = Some(events);
             if e.kind() == io::ErrorKind::Interrupted {
@@ -247,7 +242,7 @@ impl<H: Handler> Reactor<H> {
             }
             return Err(e);
         }
-        self.now = self.tick_now();
+        self.clock.invalidate();
         let mut accept = false;
         for event in events.iter() {
             let token = event.token();
@@ -260,13 +255,19 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.events = Some(events);
-        if accept || self.accept_retry_at.is_some_and(|t| t <= self.now) {
+        if accept || self.accept_retry_at.is_some_and(|t| t <= self.clock.now()) {
             self.accept_all();
         }
-        self.run_ready();
-        self.run_timers();
-        self.run_commands();
-        self.check_shutdown();
+        if !self.ready.is_empty() {
+            self.run_ready();
+        }
+        if self.wheel.len() != 0 {
+            self.run_timers();
+        }
+        if self.handle.needs_attention() {
+            self.run_commands();
+            self.check_shutdown();
+        }
         Ok(())
     }
 
@@ -301,10 +302,6 @@ impl<H: Handler> Reactor<H> {
         self.shut_down
     }
 
-    fn tick_now(&self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
-    }
-
     fn poll_timeout(&self, timeout: Option<Duration>) -> Option<Duration> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
@@ -316,7 +313,7 @@ impl<H: Handler> Reactor<H> {
         let Some(tick) = next else {
             return timeout;
         };
-        let due = self.origin + Duration::from_millis(tick);
+        let due = self.clock.instant(tick);
         let wait = due.saturating_duration_since(Instant::now());
         Some(timeout.map_or(wait, |t| t.min(wait)))
     }
@@ -373,7 +370,7 @@ impl<H: Handler> Reactor<H> {
                 Err(e) => {
                     log::error!("accept on {}: {e}", self.listeners[li].addr);
                     // Try again later rather than spin on a broken listener.
-                    self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+                    self.accept_retry_at = Some(self.clock.now() + ticks(ACCEPT_RETRY));
                     return;
                 }
             };
@@ -398,7 +395,7 @@ impl<H: Handler> Reactor<H> {
         let Some(spare) = self.spare_fd.take() else {
             self.spare_fd = open_spare();
             log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
-            self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+            self.accept_retry_at = Some(self.clock.now() + ticks(ACCEPT_RETRY));
             return false;
         };
         drop(spare);
@@ -418,7 +415,7 @@ impl<H: Handler> Reactor<H> {
             log::warn!("accept on {addr}: {e}; turned {peer} away");
         }
         if self.spare_fd.is_none() {
-            self.accept_retry_at = Some(self.now + ticks(ACCEPT_RETRY));
+            self.accept_retry_at = Some(self.clock.now() + ticks(ACCEPT_RETRY));
             return false;
         }
         turned_away.is_some()
@@ -450,7 +447,9 @@ impl<H: Handler> Reactor<H> {
             .idle_timeout
             .map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32);
         let mut st = State::new(idle_ms);
-        st.heard_from_peer(self.now);
+        if idle_ms != 0 {
+            st.heard_from_peer(self.clock.now());
+        }
         let core = Core {
             stream,
             peer,
@@ -538,11 +537,13 @@ impl<H: Handler> Reactor<H> {
                     let st = &mut entry.core.st;
                     let hint = st.has(Flag::HUP_HINT);
                     if st.phase == Phase::Open {
-                        st.heard_from_peer(self.now);
+                        if st.idle_ms != 0 {
+                            st.heard_from_peer(self.clock.now());
+                        }
                         let (conns, buf) = (&mut self.conns, &self.read_buf);
                         let env = Env {
                             config: &self.config,
-                            now: self.now,
+                            clock: &self.clock,
                             handle: &self.handle,
                         };
                         Self::deliver(conns, &env, id, "on_data", |h, c| h.on_data(c, &buf[..n]));
@@ -599,14 +600,15 @@ impl<H: Handler> Reactor<H> {
         if self.wheel.len() == 0 {
             return;
         }
+        let now = self.clock.now();
         let mut expired = std::mem::take(&mut self.expired);
-        self.wheel.advance(self.now, &mut expired);
+        self.wheel.advance(now, &mut expired);
         for key in expired.drain(..) {
             let Some(id) = self.conns.id_at(key) else {
                 continue;
             };
             let entry = self.conns.get_mut(id).expect("live id");
-            if entry.core.st.expire(self.now) {
+            if entry.core.st.expire(now) {
                 log::debug!("conn {id}: timer fired in {:?}", entry.core.st.phase);
             }
             self.settle(id);
@@ -616,7 +618,7 @@ impl<H: Handler> Reactor<H> {
 
     fn run_commands(&mut self) {
         loop {
-            self.handle.take_commands(&mut self.commands, false);
+            self.handle.take_commands(&mut self.commands);
             if self.commands.is_empty() {
                 return;
             }
@@ -645,7 +647,7 @@ impl<H: Handler> Reactor<H> {
     fn callback(&mut self, id: ConnId, what: &str, f: impl FnOnce(&mut H, &mut Conn<'_>)) {
         let env = Env {
             config: &self.config,
-            now: self.now,
+            clock: &self.clock,
             handle: &self.handle,
         };
         Self::deliver(&mut self.conns, &env, id, what, f);
@@ -676,7 +678,7 @@ impl<H: Handler> Reactor<H> {
     fn callback_with(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_>)) {
         let env = Env {
             config: &self.config,
-            now: self.now,
+            clock: &self.clock,
             handle: &self.handle,
         };
         if let Some(entry) = self.conns.get_mut(id) {
@@ -699,6 +701,12 @@ impl<H: Handler> Reactor<H> {
         if st.phase == Phase::Done {
             self.finish(id);
             return;
+        }
+        if st.phase == Phase::Open
+            && !st.has_any(Flag::WANT_WRITABLE, Flag::MORE_TO_READ)
+            && st.next_timer() == 0
+        {
+            return; // the common case: nothing to update
         }
         if st.has(Flag::WANT_WRITABLE) && !st.has(Flag::WRITABLE_INTEREST) {
             st.set(Flag::WANT_WRITABLE, false);

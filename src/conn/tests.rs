@@ -8,14 +8,14 @@ fn state_open() -> State {
 
 fn state_flushing() -> State {
     let mut s = state_open();
-    assert_eq!(s.request_close(true, 100, 50), Action::None);
+    assert_eq!(s.request_close(true, || 100, 50), Action::None);
     assert_eq!(s.phase, Phase::Flushing);
     s
 }
 
 fn state_draining() -> State {
     let mut s = state_open();
-    assert_eq!(s.request_close(false, 100, 50), Action::ShutdownWrite);
+    assert_eq!(s.request_close(false, || 100, 50), Action::ShutdownWrite);
     assert_eq!(s.phase, Phase::Draining);
     s
 }
@@ -94,7 +94,7 @@ fn open_close_without_pending_sends_fin() {
 fn open_close_after_fin_is_peer_closed_and_done() {
     let mut s = state_open();
     s.eof();
-    assert_eq!(s.request_close(false, 0, 50), Action::None);
+    assert_eq!(s.request_close(false, || 0, 50), Action::None);
     assert_eq!(s.phase, Phase::Done);
     assert_eq!(name(&s), "PeerClosed");
 }
@@ -188,7 +188,7 @@ fn flushing_close_timeout_ends_it() {
 fn flushing_idle_does_not_fire() {
     let mut s = State::new(10);
     s.heard_from_peer(0);
-    s.request_close(true, 0, 1000);
+    s.request_close(true, || 0, 1000);
     assert!(!s.expire(500));
     assert_eq!(s.phase, Phase::Flushing);
     assert_eq!(s.next_timer(), 1000, "only the close timeout is armed");
@@ -198,7 +198,7 @@ fn flushing_idle_does_not_fire() {
 fn flushing_replaces_open_deadline_with_close_timeout() {
     let mut s = state_open();
     s.deadline_at = 20;
-    s.request_close(true, 10, 1000);
+    s.request_close(true, || 10, 1000);
     assert!(!s.expire(20), "the open deadline no longer applies");
     assert_eq!(s.next_timer(), 1010);
     assert_eq!(name(&s), "Local");
@@ -219,7 +219,7 @@ fn state_is_small() {
 #[test]
 fn draining_close_again_is_noop() {
     let mut s = state_draining();
-    assert_eq!(s.request_close(false, 0, 50), Action::None);
+    assert_eq!(s.request_close(false, || 0, 50), Action::None);
     assert_eq!(s.phase, Phase::Draining);
 }
 
