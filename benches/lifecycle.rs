@@ -9,8 +9,10 @@
 //! lifecycle echo-client <K> <size> <dir>   # K request/response round trips
 //! ```
 //!
-//! The server writes its address to `<dir>/addr` and touches `<dir>/ready`
-//! once all N are open; the client waits for each file. Run by `cargo bench`
+//! The server writes its address to `<dir>/addr`, blocks on the FIFO
+//! `<dir>/go` until the client has connected all N (so the burst is accepted
+//! in one pass, the same way for every implementation), and touches
+//! `<dir>/ready` once all N are open; the client then closes them all. Run by `cargo bench`
 //! with no arguments it does nothing.
 
 mod common;
@@ -48,6 +50,14 @@ fn main() {
             let (imp, n, dir) = (arg(2), arg(3).parse().unwrap(), PathBuf::from(arg(4)));
             let mut s = make(&imp, false);
             std::fs::write(dir.join("addr"), s.addr().to_string()).unwrap();
+            // Block (no polling, a fixed number of syscalls) until the client
+            // has connected all N: the burst is then accepted in one pass.
+            let mut go = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(std::fs::File::open(dir.join("go")).unwrap()),
+                &mut go,
+            )
+            .unwrap();
             s.accept_until(n);
             std::fs::write(dir.join("ready"), "1").unwrap();
             s.run_until_closed(n);
@@ -59,6 +69,7 @@ fn main() {
             let conns: Vec<TcpStream> = (0..n)
                 .map(|_| TcpStream::connect(addr.trim()).unwrap())
                 .collect();
+            std::fs::write(dir.join("go"), "go\n").unwrap();
             wait_for(&dir.join("ready"));
             if kind == "rst" {
                 for c in &conns {

@@ -92,20 +92,24 @@ impl<T> Slots<T> {
         }
     }
 
-    pub(crate) fn insert(&mut self, value: T) -> ConnId {
-        let id = self.next_id();
+    pub(crate) fn insert(&mut self, value: T) -> (ConnId, &mut T) {
+        let entry = self.slab.vacant_entry();
+        let index = entry.key();
         assert!(
-            (id.index as u64) < (1u64 << INDEX_BITS.min(32)) - 1,
+            (index as u64) < (1u64 << INDEX_BITS.min(32)) - 1,
             "too many connection slots"
         );
-        let key = self.slab.insert(value);
-        debug_assert_eq!(key, id.index as usize);
-        if key == self.gens.len() {
+        if index == self.gens.len() {
             self.gens.push(0);
         }
-        id
+        let id = ConnId {
+            index: index as u32,
+            gen: self.gens[index],
+        };
+        (id, entry.insert(value))
     }
 
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
         if self.gens.get(id.index as usize) != Some(&id.gen) {
             return None;
@@ -231,14 +235,17 @@ impl State {
         }
     }
 
+    #[inline]
     pub(crate) fn has(&self, f: Flag) -> bool {
         self.flags & f.0 != 0
     }
 
+    #[inline]
     pub(crate) fn has_any(&self, a: Flag, b: Flag) -> bool {
         self.flags & (a.0 | b.0) != 0
     }
 
+    #[inline]
     pub(crate) fn set(&mut self, f: Flag, on: bool) {
         if on {
             self.flags |= f.0;
@@ -256,6 +263,7 @@ impl State {
 
     /// Records `reason` unless an earlier cause is known (first cause wins).
     /// A panic is always recorded: it says the handler is broken.
+    #[inline]
     pub(crate) fn note_cause(&mut self, reason: CloseReason) {
         if self.cause.is_none() || matches!(reason, CloseReason::Panicked) {
             self.cause = Some(reason);
@@ -269,12 +277,14 @@ impl State {
     }
 
     /// Whether callbacks may still be delivered.
+    #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.phase == Phase::Open
     }
 
     /// Whether the socket should be read: input is delivered while open and
     /// discarded while closing; nothing is read after the peer's FIN.
+    #[inline]
     pub(crate) fn may_read(&self) -> bool {
         match self.phase {
             Phase::Open => !self.has(Flag::PAUSED) && !self.has(Flag::PEER_FIN),

@@ -456,11 +456,18 @@ impl<H: Handler> Reactor<H> {
             st,
             out: None,
         };
-        let got = self.conns.insert(Entry { core, handler });
+        let (got, entry) = self.conns.insert(Entry { core, handler });
         debug_assert_eq!(got, id);
         log::trace!("conn {id}: open from {peer}");
-        self.callback(id, "on_open", |h, c| h.on_open(c));
-        self.settle(id);
+        let env = Env {
+            config: &self.config,
+            clock: &self.clock,
+            handle: &self.handle,
+        };
+        deliver(entry, &env, id, "on_open", |h, c| h.on_open(c));
+        if !is_quiet(&entry.core.st) {
+            self.settle(id);
+        }
     }
 
     // ---- connection events ----
@@ -470,23 +477,23 @@ impl<H: Handler> Reactor<H> {
             log::trace!("stale event for {id}");
             return;
         };
-        let st = &mut entry.core.st;
-        if event.is_read_closed() || event.is_error() {
-            st.set(Flag::HUP_HINT, true);
+        let env = Env {
+            config: &self.config,
+            clock: &self.clock,
+            handle: &self.handle,
+        };
+        let hangup = event.is_read_closed() || event.is_error();
+        if hangup {
+            entry.core.st.set(Flag::HUP_HINT, true);
         }
         if event.is_writable() && entry.core.out.is_some() {
-            self.write_ready(id);
+            write_ready(entry, id, &env);
         }
-        let Some(entry) = self.conns.get_mut(id) else {
-            return;
-        };
         if entry.core.st.may_read() {
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
-                self.read_ready(id);
+            if event.is_readable() || hangup {
+                read_ready(entry, id, &mut self.read_buf, &env);
             }
-        } else if entry.core.st.phase != Phase::Done
-            && (event.is_error() || event.is_write_closed())
-        {
+        } else if entry.core.st.phase != Phase::Done && (event.is_error() || event.is_write_closed()) {
             // Not reading (paused, or after the peer's FIN): the error flag is
             // only a hint, SO_ERROR says what happened.
             match sys::take_error(&entry.core.stream) {
@@ -494,87 +501,8 @@ impl<H: Handler> Reactor<H> {
                 Ok(None) => {}
             }
         }
-        self.settle(id);
-    }
-
-    fn write_ready(&mut self, id: ConnId) {
-        let Some(entry) = self.conns.get_mut(id) else {
-            return;
-        };
-        if !entry.core.flush() {
-            return;
-        }
-        match entry.core.st.phase {
-            Phase::Open => self.callback(id, "on_drained", |h, c| h.on_drained(c)),
-            Phase::Flushing => {
-                let action = entry.core.st.flushed();
-                entry.core.act(action);
-            }
-            Phase::Draining | Phase::Done => {}
-        }
-    }
-
-    /// Reads until the socket is drained, the per-turn budget is spent, or the
-    /// connection ends, delivering each chunk to `on_data`.
-    fn read_ready(&mut self, id: ConnId) {
-        let budget = self.config.read_budget;
-        let mut total = 0usize;
-        loop {
-            let Some(entry) = self.conns.get_mut(id) else {
-                return;
-            };
-            if !entry.core.st.may_read() {
-                if entry.core.st.has(Flag::PAUSED) {
-                    // Data may be left in the kernel: read it on resume.
-                    entry.core.st.set(Flag::MORE_TO_READ, true);
-                }
-                return;
-            }
-            let result = entry.core.stream.read(&mut self.read_buf);
-            match classify_read(result) {
-                ReadOutcome::Data(n) => {
-                    total += n;
-                    let st = &mut entry.core.st;
-                    let hint = st.has(Flag::HUP_HINT);
-                    if st.phase == Phase::Open {
-                        if st.idle_ms != 0 {
-                            st.heard_from_peer(self.clock.now());
-                        }
-                        let (conns, buf) = (&mut self.conns, &self.read_buf);
-                        let env = Env {
-                            config: &self.config,
-                            clock: &self.clock,
-                            handle: &self.handle,
-                        };
-                        Self::deliver(conns, &env, id, "on_data", |h, c| h.on_data(c, &buf[..n]));
-                    }
-                    match after_data(n, self.read_buf.len(), total, budget, hint) {
-                        AfterData::Continue => {}
-                        AfterData::Drained => return,
-                        AfterData::Yield => {
-                            if let Some(e) = self.conns.get_mut(id) {
-                                e.core.st.set(Flag::MORE_TO_READ, true);
-                            }
-                            return;
-                        }
-                    }
-                }
-                ReadOutcome::Eof => {
-                    if entry.core.st.eof() {
-                        self.callback(id, "on_read_closed", |h, c| h.on_read_closed(c));
-                    }
-                    return;
-                }
-                ReadOutcome::WouldBlock => {
-                    entry.core.st.set(Flag::HUP_HINT, false);
-                    return;
-                }
-                ReadOutcome::Interrupted => {}
-                ReadOutcome::Closed(reason) => {
-                    entry.core.st.fail(reason);
-                    return;
-                }
-            }
+        if !is_quiet(&entry.core.st) {
+            self.settle(id);
         }
     }
 
@@ -590,7 +518,12 @@ impl<H: Handler> Reactor<H> {
             };
             entry.core.st.set(Flag::QUEUED, false);
             if entry.core.st.may_read() {
-                self.read_ready(id);
+                let env = Env {
+                    config: &self.config,
+                    clock: &self.clock,
+                    handle: &self.handle,
+                };
+                read_ready(entry, id, &mut self.read_buf, &env);
             }
             self.settle(id);
         }
@@ -643,38 +576,7 @@ impl<H: Handler> Reactor<H> {
 
     // ---- callbacks and bookkeeping ----
 
-    /// Calls a handler callback with a `Conn` view, if the connection is open.
-    fn callback(&mut self, id: ConnId, what: &str, f: impl FnOnce(&mut H, &mut Conn<'_>)) {
-        let env = Env {
-            config: &self.config,
-            clock: &self.clock,
-            handle: &self.handle,
-        };
-        Self::deliver(&mut self.conns, &env, id, what, f);
-    }
-
-    fn deliver(
-        conns: &mut Slots<Entry<H>>,
-        env: &Env<'_>,
-        id: ConnId,
-        what: &str,
-        f: impl FnOnce(&mut H, &mut Conn<'_>),
-    ) {
-        let Some(entry) = conns.get_mut(id) else {
-            return;
-        };
-        if !entry.core.st.is_open() {
-            return;
-        }
-        let Entry { core, handler } = entry;
-        let mut conn = Conn { id, core, env };
-        if guarded(what, id, || f(handler, &mut conn)).is_none() {
-            entry.core.out = None;
-            entry.core.st.fail(CloseReason::Panicked);
-        }
-    }
-
-    /// Like `callback`, for the reactor's own use of a `Conn` (commands).
+    /// Like `deliver`, for the reactor's own use of a `Conn` (commands).
     fn callback_with(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_>)) {
         let env = Env {
             config: &self.config,
@@ -774,6 +676,106 @@ impl<H: Handler> Drop for Reactor<H> {
     fn drop(&mut self) {
         if self.conns.len() > 0 {
             self.close_all(CloseReason::Shutdown);
+        }
+    }
+}
+
+/// Whether a connection needs no bookkeeping after what just happened: open,
+/// nothing to register, nothing queued to read, no timer. The common case.
+#[inline]
+fn is_quiet(st: &State) -> bool {
+    st.phase == Phase::Open
+        && !st.has_any(Flag::WANT_WRITABLE, Flag::MORE_TO_READ)
+        && st.idle_at == 0
+        && st.deadline_at == 0
+}
+
+/// Calls a handler callback with a `Conn` view, if the connection is open.
+/// A panic closes the connection with `Panicked`.
+#[inline]
+fn deliver<H: Handler>(
+    entry: &mut Entry<H>,
+    env: &Env<'_>,
+    id: ConnId,
+    what: &str,
+    f: impl FnOnce(&mut H, &mut Conn<'_>),
+) {
+    if !entry.core.st.is_open() {
+        return;
+    }
+    let Entry { core, handler } = entry;
+    let mut conn = Conn { id, core, env };
+    if guarded(what, id, || f(handler, &mut conn)).is_none() {
+        entry.core.out = None;
+        entry.core.st.fail(CloseReason::Panicked);
+    }
+}
+
+/// Writes queued output after a writable event.
+fn write_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, env: &Env<'_>) {
+    if !entry.core.flush() {
+        return;
+    }
+    match entry.core.st.phase {
+        Phase::Open => deliver(entry, env, id, "on_drained", |h, c| h.on_drained(c)),
+        Phase::Flushing => {
+            let action = entry.core.st.flushed();
+            entry.core.act(action);
+        }
+        Phase::Draining | Phase::Done => {}
+    }
+}
+
+/// Reads until the socket is drained, the per-turn budget is spent, or the
+/// connection ends, delivering each chunk to `on_data`.
+fn read_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, buf: &mut [u8], env: &Env<'_>) {
+    let budget = env.config.read_budget;
+    let mut total = 0usize;
+    loop {
+        if !entry.core.st.may_read() {
+            if entry.core.st.has(Flag::PAUSED) {
+                // Data may be left in the kernel: read it on resume.
+                entry.core.st.set(Flag::MORE_TO_READ, true);
+            }
+            return;
+        }
+        let result = entry.core.stream.read(buf);
+        match classify_read(result) {
+            ReadOutcome::Data(n) => {
+                total += n;
+                let st = &mut entry.core.st;
+                let hint = st.has(Flag::HUP_HINT);
+                if st.phase == Phase::Open {
+                    if st.idle_ms != 0 {
+                        st.heard_from_peer(env.clock.now());
+                    }
+                    let data = &buf[..n];
+                    deliver(entry, env, id, "on_data", |h, c| h.on_data(c, data));
+                }
+                match after_data(n, buf.len(), total, budget, hint) {
+                    AfterData::Continue => {}
+                    AfterData::Drained => return,
+                    AfterData::Yield => {
+                        entry.core.st.set(Flag::MORE_TO_READ, true);
+                        return;
+                    }
+                }
+            }
+            ReadOutcome::Eof => {
+                if entry.core.st.eof() {
+                    deliver(entry, env, id, "on_read_closed", |h, c| h.on_read_closed(c));
+                }
+                return;
+            }
+            ReadOutcome::WouldBlock => {
+                entry.core.st.set(Flag::HUP_HINT, false);
+                return;
+            }
+            ReadOutcome::Interrupted => {}
+            ReadOutcome::Closed(reason) => {
+                entry.core.st.fail(reason);
+                return;
+            }
         }
     }
 }

@@ -29,9 +29,9 @@ fn name(s: &State) -> &'static str {
 #[test]
 fn slots_stale_id_misses_reused_slot() {
     let mut slots = Slots::new();
-    let a = slots.insert("a");
+    let (a, _) = slots.insert("a");
     assert_eq!(slots.remove(a), Some("a"));
-    let b = slots.insert("b");
+    let (b, _) = slots.insert("b");
     assert_eq!(a.index(), b.index(), "the slot is reused");
     assert_ne!(a, b, "with a new generation");
     assert_eq!(slots.get_mut(a), None, "a stale event for `a` misses `b`");
@@ -43,10 +43,10 @@ fn slots_stale_id_misses_reused_slot() {
 fn slots_token_round_trip() {
     let mut slots = Slots::new();
     for _ in 0..5 {
-        let id = slots.insert(());
+        let (id, _) = slots.insert(());
         slots.remove(id);
     }
-    let id = slots.insert(());
+    let (id, _) = slots.insert(());
     assert_eq!(ConnId::from_token(id.token()), Some(id));
     assert_eq!(ConnId::from_token(mio::Token(LISTENER_BIT | 3)), None);
     assert_eq!(ConnId::from_token(mio::Token(usize::MAX)), None);
@@ -57,10 +57,10 @@ fn slots_stale_event_in_same_batch() {
     // An event batch holds tokens for a connection closed earlier in the
     // batch, whose slot an accept (also earlier in the batch) reused.
     let mut slots = Slots::new();
-    let old = slots.insert(1);
+    let (old, _) = slots.insert(1);
     let batch = [old.token(), old.token()];
     slots.remove(old);
-    let new = slots.insert(2);
+    let (new, _) = slots.insert(2);
     for t in batch {
         let id = ConnId::from_token(t).unwrap();
         assert!(slots.get_mut(id).is_none());
