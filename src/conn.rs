@@ -71,10 +71,12 @@ pub(crate) struct Slots<T> {
 }
 
 impl<T> Slots<T> {
-    pub(crate) fn new() -> Self {
+    /// Reserves `cap` slots: virtual memory only, pages become resident as
+    /// slots are used, and a burst of connections never reallocates.
+    pub(crate) fn with_capacity(cap: usize) -> Self {
         Slots {
-            slab: slab::Slab::new(),
-            gens: Vec::new(),
+            slab: slab::Slab::with_capacity(cap),
+            gens: Vec::with_capacity(cap),
         }
     }
 
@@ -300,8 +302,7 @@ impl State {
     pub(crate) fn request_close(
         &mut self,
         has_pending: bool,
-        now: impl FnOnce() -> u64,
-        close_ticks: u64,
+        close_deadline: impl FnOnce() -> u64,
     ) -> Action {
         self.note_cause(CloseReason::Local);
         if self.phase != Phase::Open {
@@ -314,7 +315,7 @@ impl State {
             self.set_phase(Phase::Done);
             return Action::None;
         }
-        self.deadline_at = now() + close_ticks;
+        self.deadline_at = close_deadline();
         if has_pending {
             self.set_phase(Phase::Flushing);
             Action::None
@@ -519,6 +520,8 @@ impl Clock {
 #[derive(Debug)]
 pub(crate) struct Env<'a> {
     pub(crate) config: &'a Config,
+    /// `config.close_timeout` in ticks.
+    pub(crate) close_ticks: u64,
     pub(crate) clock: &'a Clock,
     pub(crate) handle: &'a Handle,
 }
@@ -623,12 +626,11 @@ impl Conn<'_> {
     /// an earlier cause (such as the peer's FIN) was seen.
     pub fn close(&mut self) {
         let has_pending = self.core.pending() > 0;
-        let clock = self.env.clock;
-        let action = self.core.st.request_close(
-            has_pending,
-            || clock.now(),
-            ticks(self.env.config.close_timeout),
-        );
+        let env = self.env;
+        let action = self
+            .core
+            .st
+            .request_close(has_pending, || env.clock.now() + env.close_ticks);
         if has_pending {
             self.core.st.set(Flag::WANT_WRITABLE, true);
         }

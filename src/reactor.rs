@@ -23,6 +23,9 @@ use crate::sys;
 use crate::timer::Wheel;
 
 const WAKER: Token = Token(usize::MAX);
+/// Connection slots reserved up front (at most): virtual memory, resident
+/// only as used.
+const MAX_RESERVED_SLOTS: usize = 65_536;
 /// How long to wait before accepting again when descriptors ran out and no
 /// spare descriptor could turn peers away.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -85,6 +88,7 @@ pub struct Reactor<H: Handler> {
     ready: VecDeque<ConnId>,
     commands: Vec<Command>,
     clock: Clock,
+    close_ticks: u64,
     spare_fd: Option<std::fs::File>,
     accept_retry_at: Option<u64>,
     rejected: u64,
@@ -147,7 +151,8 @@ impl<H: Handler> Reactor<H> {
         Ok(Reactor {
             events: Some(Events::with_capacity(config.events_capacity)),
             poll,
-            conns: Slots::new(),
+            conns: Slots::with_capacity(config.max_connections.min(MAX_RESERVED_SLOTS)),
+            close_ticks: ticks(config.close_timeout),
             listeners: Vec::new(),
             read_buf: vec![0u8; config.read_buffer_size].into_boxed_slice(),
             config,
@@ -461,6 +466,7 @@ impl<H: Handler> Reactor<H> {
         log::trace!("conn {id}: open from {peer}");
         let env = Env {
             config: &self.config,
+            close_ticks: self.close_ticks,
             clock: &self.clock,
             handle: &self.handle,
         };
@@ -479,6 +485,7 @@ impl<H: Handler> Reactor<H> {
         };
         let env = Env {
             config: &self.config,
+            close_ticks: self.close_ticks,
             clock: &self.clock,
             handle: &self.handle,
         };
@@ -520,6 +527,7 @@ impl<H: Handler> Reactor<H> {
             if entry.core.st.may_read() {
                 let env = Env {
                     config: &self.config,
+                    close_ticks: self.close_ticks,
                     clock: &self.clock,
                     handle: &self.handle,
                 };
@@ -580,6 +588,7 @@ impl<H: Handler> Reactor<H> {
     fn callback_with(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_>)) {
         let env = Env {
             config: &self.config,
+            close_ticks: self.close_ticks,
             clock: &self.clock,
             handle: &self.handle,
         };

@@ -8,14 +8,14 @@ fn state_open() -> State {
 
 fn state_flushing() -> State {
     let mut s = state_open();
-    assert_eq!(s.request_close(true, || 100, 50), Action::None);
+    assert_eq!(s.request_close(true, || 150), Action::None);
     assert_eq!(s.phase, Phase::Flushing);
     s
 }
 
 fn state_draining() -> State {
     let mut s = state_open();
-    assert_eq!(s.request_close(false, || 100, 50), Action::ShutdownWrite);
+    assert_eq!(s.request_close(false, || 150), Action::ShutdownWrite);
     assert_eq!(s.phase, Phase::Draining);
     s
 }
@@ -28,7 +28,7 @@ fn name(s: &State) -> &'static str {
 
 #[test]
 fn slots_stale_id_misses_reused_slot() {
-    let mut slots = Slots::new();
+    let mut slots = Slots::with_capacity(0);
     let (a, _) = slots.insert("a");
     assert_eq!(slots.remove(a), Some("a"));
     let (b, _) = slots.insert("b");
@@ -41,7 +41,7 @@ fn slots_stale_id_misses_reused_slot() {
 
 #[test]
 fn slots_token_round_trip() {
-    let mut slots = Slots::new();
+    let mut slots = Slots::with_capacity(0);
     for _ in 0..5 {
         let (id, _) = slots.insert(());
         slots.remove(id);
@@ -56,7 +56,7 @@ fn slots_token_round_trip() {
 fn slots_stale_event_in_same_batch() {
     // An event batch holds tokens for a connection closed earlier in the
     // batch, whose slot an accept (also earlier in the batch) reused.
-    let mut slots = Slots::new();
+    let mut slots = Slots::with_capacity(0);
     let (old, _) = slots.insert(1);
     let batch = [old.token(), old.token()];
     slots.remove(old);
@@ -94,7 +94,7 @@ fn open_close_without_pending_sends_fin() {
 fn open_close_after_fin_is_peer_closed_and_done() {
     let mut s = state_open();
     s.eof();
-    assert_eq!(s.request_close(false, || 0, 50), Action::None);
+    assert_eq!(s.request_close(false, || 50), Action::None);
     assert_eq!(s.phase, Phase::Done);
     assert_eq!(name(&s), "PeerClosed");
 }
@@ -188,7 +188,7 @@ fn flushing_close_timeout_ends_it() {
 fn flushing_idle_does_not_fire() {
     let mut s = State::new(10);
     s.heard_from_peer(0);
-    s.request_close(true, || 0, 1000);
+    s.request_close(true, || 1000);
     assert!(!s.expire(500));
     assert_eq!(s.phase, Phase::Flushing);
     assert_eq!(s.next_timer(), 1000, "only the close timeout is armed");
@@ -198,7 +198,7 @@ fn flushing_idle_does_not_fire() {
 fn flushing_replaces_open_deadline_with_close_timeout() {
     let mut s = state_open();
     s.deadline_at = 20;
-    s.request_close(true, || 10, 1000);
+    s.request_close(true, || 1010);
     assert!(!s.expire(20), "the open deadline no longer applies");
     assert_eq!(s.next_timer(), 1010);
     assert_eq!(name(&s), "Local");
@@ -219,7 +219,7 @@ fn state_is_small() {
 #[test]
 fn draining_close_again_is_noop() {
     let mut s = state_draining();
-    assert_eq!(s.request_close(false, || 0, 50), Action::None);
+    assert_eq!(s.request_close(false, || 50), Action::None);
     assert_eq!(s.phase, Phase::Draining);
 }
 
