@@ -508,7 +508,9 @@ impl<H: Handler> Reactor<H> {
                 Ok(None) => {}
             }
         }
-        if !is_quiet(&entry.core.st) {
+        if entry.core.st.phase == Phase::Done {
+            self.finish(id);
+        } else if !is_quiet(&entry.core.st) {
             self.settle(id);
         }
     }
