@@ -500,7 +500,9 @@ impl<H: Handler> Reactor<H> {
             if event.is_readable() || hangup {
                 read_ready(entry, id, &mut self.read_buf, &env);
             }
-        } else if entry.core.st.phase != Phase::Done && (event.is_error() || event.is_write_closed()) {
+        } else if entry.core.st.phase != Phase::Done
+            && (event.is_error() || event.is_write_closed())
+        {
             // Not reading (paused, or after the peer's FIN): the error flag is
             // only a hint, SO_ERROR says what happened.
             match sys::take_error(&entry.core.stream) {
