@@ -77,6 +77,7 @@ fn idle_turn(c: &mut Criterion) {
     for (name, n, idle) in [
         ("none", 0usize, None),
         ("8000_idle", 8_000, None),
+        ("1_idle_timer", 1, Some(Duration::from_secs(3600))),
         ("8000_idle_timers", 8_000, Some(Duration::from_secs(3600))),
     ] {
         let config = Config::default()

@@ -58,6 +58,9 @@ impl Config {
     ///
     /// Peers accepted past it are closed at once, without a handler being
     /// made, and counted in [`Reactor::rejected_count`](crate::Reactor::rejected_count).
+    /// The reactor reserves this many connection slots up front (at most
+    /// 65,536): virtual memory that becomes resident only as slots are used,
+    /// so a burst of connections never reallocates the table.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
@@ -69,7 +72,10 @@ impl Config {
     /// Any byte from the peer re-arms the timer; writing does not. A handler
     /// can override it per connection with
     /// [`Conn::set_idle_timeout`](crate::Conn::set_idle_timeout).
-    /// Timers have millisecond resolution and never fire early.
+    /// Timers have millisecond resolution and never fire early; worst case,
+    /// the close comes `t` plus about 2 ms after the last byte (measured:
+    /// 300.6 ms for 300 ms). Re-arming on every read costs a store, no
+    /// syscall and no allocation.
     ///
     /// # Notes
     ///
@@ -96,7 +102,8 @@ impl Config {
     ///
     /// A peer that vanished while the connection was idle is reported as
     /// [`CloseReason::TimedOut`](crate::CloseReason::TimedOut) about
-    /// `idle + interval * retries` after it went silent.
+    /// `idle + interval * retries` after it went silent (the
+    /// [`Keepalive::worst_case`]; measured: 3.99 s for 1 s / 1 s / 3).
     ///
     /// # Notes
     ///
@@ -119,6 +126,14 @@ impl Config {
     /// This is what finds a peer that vanished while this side was sending,
     /// which keepalive cannot. With keepalive also set, Linux uses it to bound
     /// the probing too. Must be nonzero, whole milliseconds, at most `u32::MAX` ms.
+    ///
+    /// # Notes
+    ///
+    /// Worst case: the kernel checks the timeout when a retransmission (or
+    /// probe) timer fires, so detection comes up to one backoff interval
+    /// after `t`. Measured in hangup's namespace test (peer's link down, 4 KiB
+    /// unacknowledged): 4.4 s for `t` = 3 s. Without it, Linux gives up only
+    /// after `tcp_retries2` retransmissions, about 15 minutes.
     pub fn user_timeout(mut self, t: Option<Duration>) -> Self {
         self.user_timeout = t;
         self

@@ -509,11 +509,6 @@ impl Clock {
     pub(crate) fn invalidate(&self) {
         self.cached.set(Self::UNKNOWN);
     }
-
-    /// The instant of tick `t`.
-    pub(crate) fn instant(&self, t: u64) -> std::time::Instant {
-        self.origin + Duration::from_millis(t)
-    }
 }
 
 /// What a [`Conn`] needs from the reactor besides its own connection.

@@ -6,7 +6,7 @@ use std::fmt;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
@@ -233,6 +233,9 @@ impl<H: Handler> Reactor<H> {
             }
             self.run_commands();
         }
+        // A caller may pause between turns: never compute the timeout from a
+        // tick read before the pause.
+        self.clock.invalidate();
         let mut timeout = self.poll_timeout(timeout);
         if !self.handle.about_to_poll() {
             timeout = Some(Duration::ZERO);
@@ -318,8 +321,10 @@ impl<H: Handler> Reactor<H> {
         let Some(tick) = next else {
             return timeout;
         };
-        let due = self.clock.instant(tick);
-        let wait = due.saturating_duration_since(Instant::now());
+        // Whole ticks: the loop may wake up to a tick late, never early
+        // (the wheel checks again and sleeps on if nothing is due).
+        let now = self.clock.now();
+        let wait = Duration::from_millis(tick.saturating_sub(now));
         Some(timeout.map_or(wait, |t| t.min(wait)))
     }
 
