@@ -145,6 +145,7 @@ pub(crate) enum ReadOutcome {
 }
 
 /// Decides what a read result means. Pure: the read itself happens elsewhere.
+#[inline]
 pub(crate) fn classify_read(result: io::Result<usize>) -> ReadOutcome {
     match result {
         Ok(0) => ReadOutcome::Eof,

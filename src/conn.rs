@@ -94,6 +94,7 @@ impl<T> Slots<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn insert(&mut self, value: T) -> (ConnId, &mut T) {
         let entry = self.slab.vacant_entry();
         let index = entry.key();
@@ -135,13 +136,15 @@ impl<T> Slots<T> {
         }
     }
 
+    #[inline]
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
-        if !self.contains(id) {
+        let g = self.gens.get_mut(id.index as usize)?;
+        if *g != id.gen {
             return None;
         }
-        let g = &mut self.gens[id.index as usize];
+        let value = self.slab.try_remove(id.index as usize)?;
         *g = (*g + 1) & GEN_MASK;
-        Some(self.slab.remove(id.index as usize))
+        Some(value)
     }
 
     pub(crate) fn ids(&self) -> Vec<ConnId> {
@@ -347,6 +350,7 @@ impl State {
 
     /// A read returned 0. Returns true when the handler should hear of it
     /// (`on_read_closed`).
+    #[inline]
     pub(crate) fn eof(&mut self) -> bool {
         self.set(Flag::PEER_FIN, true);
         self.set(Flag::HUP_HINT, false);
@@ -619,6 +623,7 @@ impl Conn<'_> {
     /// output still in flight. No more `on_data` after this; `on_close`
     /// follows when the socket is closed, with [`CloseReason::Local`] unless
     /// an earlier cause (such as the peer's FIN) was seen.
+    #[inline]
     pub fn close(&mut self) {
         let has_pending = self.core.pending() > 0;
         let env = self.env;

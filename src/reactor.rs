@@ -89,6 +89,8 @@ pub struct Reactor<H: Handler> {
     commands: Vec<Command>,
     clock: Clock,
     close_ticks: u64,
+    /// Whether accepted sockets get any option set (else no syscall at all).
+    socket_options: bool,
     spare_fd: Option<std::fs::File>,
     accept_retry_at: Option<u64>,
     rejected: u64,
@@ -153,6 +155,7 @@ impl<H: Handler> Reactor<H> {
             poll,
             conns: Slots::with_capacity(config.max_connections.min(MAX_RESERVED_SLOTS)),
             close_ticks: ticks(config.close_timeout),
+            socket_options: sys::has_socket_options(&config),
             listeners: Vec::new(),
             read_buf: vec![0u8; config.read_buffer_size].into_boxed_slice(),
             config,
@@ -432,10 +435,12 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn open(&mut self, li: usize, mut stream: TcpStream, peer: SocketAddr) {
-        if let Err(e) = sys::apply_socket_options(&stream, &self.config) {
-            log::warn!("turning {peer} away: setting socket options failed: {e}");
-            self.rejected += 1;
-            return;
+        if self.socket_options {
+            if let Err(e) = sys::apply_socket_options(&stream, &self.config) {
+                log::warn!("turning {peer} away: setting socket options failed: {e}");
+                self.rejected += 1;
+                return;
+            }
         }
         let id = self.conns.next_id();
         if let Err(e) = self
@@ -670,20 +675,23 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes the socket and calls `on_close`, exactly once.
     fn finish(&mut self, id: ConnId) {
-        let Some(entry) = self.conns.remove(id) else {
+        let Some(mut entry) = self.conns.remove(id) else {
             return;
         };
-        self.wheel.cancel(id.index());
-        let Entry { core, mut handler } = entry;
+        if self.wheel.len() != 0 {
+            self.wheel.cancel(id.index());
+        }
+        let core = &mut entry.core;
         if core.st.has(Flag::ABORTIVE) {
             if let Err(e) = sys::set_abortive(&core.stream) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
             }
         }
-        let reason = core.st.cause.unwrap_or(CloseReason::Local);
+        let reason = core.st.cause.take().unwrap_or(CloseReason::Local);
         log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
         // Closing the descriptor removes it from epoll: no deregister call.
-        drop(core.stream);
+        let Entry { core, mut handler } = entry;
+        drop(core);
         self.closed += 1;
         guarded("on_close", id, || handler.on_close(reason));
     }

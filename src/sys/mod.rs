@@ -22,15 +22,18 @@ mod imp;
 
 pub(crate) use imp::{ECONNRESET, ETIMEDOUT, SHORT_READ_DRAINS};
 
+/// Whether `config` sets any per-connection socket option.
+pub(crate) fn has_socket_options(config: &Config) -> bool {
+    config.nodelay || config.keepalive.is_some() || config.user_timeout.is_some()
+}
+
 /// Applies the per-connection socket options of `config` to an accepted
-/// stream. With the default `Config` this makes no syscall at all.
+/// stream. The reactor skips the call when [`has_socket_options`] is false,
+/// so the default `Config` makes no syscall at all.
 pub(crate) fn apply_socket_options(
     stream: &mio::net::TcpStream,
     config: &Config,
 ) -> io::Result<()> {
-    if !config.nodelay && config.keepalive.is_none() && config.user_timeout.is_none() {
-        return Ok(());
-    }
     let sock = SockRef::from(stream);
     if config.nodelay {
         sock.set_tcp_nodelay(true)?;
