@@ -372,6 +372,22 @@ pub fn raise_nofile(want: u64) -> u64 {
     lim.rlim_cur
 }
 
+/// Lowers the soft RLIMIT_NOFILE to at most `max` (always allowed).
+pub fn lower_nofile(max: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_cur > max {
+            lim.rlim_cur = max;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+}
+
 /// Polls `cond` every 5 ms until it holds or `WAIT` passes.
 #[track_caller]
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
