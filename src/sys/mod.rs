@@ -82,3 +82,67 @@ pub(crate) fn bind_listener(
     sock.set_nonblocking(true)?;
     Ok(mio::net::TcpListener::from_std(sock.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Keepalive;
+    use std::time::Duration;
+
+    /// An accepted (server-side) mio stream on loopback, and its client.
+    fn accepted() -> (mio::net::TcpStream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (mio::net::TcpStream::from_std(s), c)
+    }
+
+    /// `round_trip!(name, config, |sock| getter == expected)`: applies
+    /// `config` to an accepted stream and reads the option back.
+    macro_rules! round_trip {
+        ($name:ident, $config:expr, |$sock:ident| $check:expr) => {
+            #[test]
+            fn $name() {
+                let (stream, _client) = accepted();
+                let config: Config = $config;
+                assert!(has_socket_options(&config));
+                apply_socket_options(&stream, &config).unwrap();
+                let $sock = SockRef::from(&stream);
+                assert!($check);
+            }
+        };
+    }
+
+    round_trip!(nodelay, Config::default().nodelay(true), |s| s
+        .tcp_nodelay()
+        .unwrap());
+
+    round_trip!(
+        keepalive_idle_interval,
+        Config::default().keepalive(Some(
+            Keepalive::new(Duration::from_secs(7)).interval(Duration::from_secs(3))
+        )),
+        |s| s.keepalive().unwrap()
+            && s.tcp_keepalive_time().unwrap() == Duration::from_secs(7)
+            && s.tcp_keepalive_interval().unwrap() == Duration::from_secs(3)
+    );
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    round_trip!(
+        keepalive_retries,
+        Config::default().keepalive(Some(Keepalive::new(Duration::from_secs(1)).retries(5))),
+        |s| s.tcp_keepalive_retries().unwrap() == 5
+    );
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    round_trip!(
+        user_timeout,
+        Config::default().user_timeout(Some(Duration::from_millis(3500))),
+        |s| s.tcp_user_timeout().unwrap() == Some(Duration::from_millis(3500))
+    );
+
+    #[test]
+    fn default_config_sets_nothing() {
+        assert!(!has_socket_options(&Config::default()));
+    }
+}
