@@ -82,6 +82,12 @@ impl Handle {
     /// Asks the reactor to shut down; from any thread. Wakes the loop.
     /// [`Reactor::run`](crate::Reactor::run) then closes every connection
     /// with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown) and returns.
+    ///
+    /// Shutdown is immediate: output still queued in the reactor (not yet
+    /// taken by the kernel) is dropped, and listeners are closed. To let
+    /// connections finish, [`close`](Handle::close) them first and run the
+    /// loop until [`Reactor::connection_count`](crate::Reactor::connection_count)
+    /// is 0.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.shared.attention.store(true, Ordering::SeqCst);
