@@ -96,24 +96,25 @@ impl Wheel {
     /// The earliest tick at which `advance` has work to do, if any: a lower
     /// bound for the next expiry, suitable as a poll timeout.
     pub(crate) fn next_tick(&self) -> Option<u64> {
-        for level in 0..LEVELS {
-            if let Some(t) = self.next_in_level(level) {
-                return Some(t);
-            }
-        }
-        None
+        self.next_slot().map(|(t, _)| t)
+    }
+
+    /// The next slot to process: its tick and level. Lower levels always
+    /// come due before higher ones, so the first occupied level has it.
+    fn next_slot(&self) -> Option<(u64, usize)> {
+        (0..LEVELS).find_map(|level| self.next_in_level(level).map(|t| (t, level)))
     }
 
     /// Advances to tick `now`, pushing every key due at or before it into
     /// `expired` (unlinked). Keys whose slot came up but whose time has not
     /// are moved to a finer slot.
     pub(crate) fn advance(&mut self, now: u64, expired: &mut Vec<usize>) {
-        while let Some(t) = self.next_tick() {
+        while let Some((t, level)) = self.next_slot() {
             if t > now {
                 break;
             }
             self.now = self.now.max(t);
-            self.process(t, expired);
+            self.process(t, level, expired);
         }
         self.now = self.now.max(now);
     }
@@ -139,34 +140,29 @@ impl Wheel {
         Some(t.max(self.now))
     }
 
-    fn process(&mut self, t: u64, expired: &mut Vec<usize>) {
-        // Drain the lowest level holding a slot due at `t`.
-        for level in 0..LEVELS {
-            if self.next_in_level(level) != Some(t) {
-                continue;
+    /// Drains the slot of `level` due at `t`: entries due fire, the others
+    /// move to a finer slot.
+    fn process(&mut self, t: u64, level: usize, expired: &mut Vec<usize>) {
+        let shift = BITS as u64 * level as u64;
+        let slot = ((t >> shift) & MASK) as usize;
+        let mut key = self.heads[level][slot];
+        self.heads[level][slot] = NIL;
+        self.occupied[level] &= !(1u64 << slot);
+        while key != NIL {
+            let k = key as usize;
+            key = self.links[k].next;
+            self.links[k] = Link {
+                slot: NIL,
+                prev: NIL,
+                next: NIL,
+                ..self.links[k]
+            };
+            self.len -= 1;
+            if self.links[k].at <= t {
+                expired.push(k);
+            } else {
+                self.link(k);
             }
-            let shift = BITS as u64 * level as u64;
-            let slot = ((t >> shift) & MASK) as usize;
-            let mut key = self.heads[level][slot];
-            self.heads[level][slot] = NIL;
-            self.occupied[level] &= !(1u64 << slot);
-            while key != NIL {
-                let k = key as usize;
-                key = self.links[k].next;
-                self.links[k] = Link {
-                    slot: NIL,
-                    prev: NIL,
-                    next: NIL,
-                    ..self.links[k]
-                };
-                self.len -= 1;
-                if self.links[k].at <= t {
-                    expired.push(k);
-                } else {
-                    self.link(k);
-                }
-            }
-            return;
         }
     }
 
