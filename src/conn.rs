@@ -120,10 +120,6 @@ impl<T> Slots<T> {
         self.slab.get_mut(id.index as usize)
     }
 
-    pub(crate) fn contains(&self, id: ConnId) -> bool {
-        self.gens.get(id.index as usize) == Some(&id.gen) && self.slab.contains(id.index as usize)
-    }
-
     /// The live id at slot `index`, if any.
     pub(crate) fn id_at(&self, index: usize) -> Option<ConnId> {
         if self.slab.contains(index) {
@@ -515,14 +511,35 @@ impl Clock {
     }
 }
 
-/// What a [`Conn`] needs from the reactor besides its own connection.
+/// What a [`Conn`] needs from the reactor besides its own connection: the
+/// configuration (with the durations the hot path needs already in ticks),
+/// the clock and the handle. Owned by the reactor, borrowed by every `Conn`.
 #[derive(Debug)]
-pub(crate) struct Env<'a> {
-    pub(crate) config: &'a Config,
+pub(crate) struct Env {
+    pub(crate) config: Config,
     /// `config.close_timeout` in ticks.
     pub(crate) close_ticks: u64,
-    pub(crate) clock: &'a Clock,
-    pub(crate) handle: &'a Handle,
+    /// `config.idle_timeout` in ms; 0 = none.
+    pub(crate) idle_ms: u32,
+    pub(crate) clock: Clock,
+    pub(crate) handle: Handle,
+}
+
+impl Env {
+    pub(crate) fn new(config: Config, handle: Handle) -> Env {
+        Env {
+            close_ticks: ticks(config.close_timeout),
+            idle_ms: idle_ms(config.idle_timeout),
+            config,
+            clock: Clock::new(),
+            handle,
+        }
+    }
+}
+
+/// An idle timeout in whole ms for [`State::idle_ms`]; `None` and zero are 0 (off).
+pub(crate) fn idle_ms(t: Option<Duration>) -> u32 {
+    t.map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32)
 }
 
 /// A handler's view of its connection during a callback.
@@ -533,7 +550,7 @@ pub(crate) struct Env<'a> {
 pub struct Conn<'a> {
     pub(crate) id: ConnId,
     pub(crate) core: &'a mut Core,
-    pub(crate) env: &'a Env<'a>,
+    pub(crate) env: &'a Env,
 }
 
 impl fmt::Debug for Conn<'_> {
@@ -631,9 +648,7 @@ impl Conn<'_> {
             .core
             .st
             .request_close(has_pending, || env.clock.now() + env.close_ticks);
-        if has_pending {
-            self.core.st.set(Flag::WANT_WRITABLE, true);
-        }
+        // Queued output already asked for writable events when it was queued.
         self.core.act(action);
     }
 
@@ -674,8 +689,7 @@ impl Conn<'_> {
     /// Overrides [`Config::idle_timeout`] for this connection; the timer
     /// restarts now. `None` turns it off. Zero counts as `None`.
     pub fn set_idle_timeout(&mut self, t: Option<Duration>) {
-        let ms = t.map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32);
-        self.core.st.idle_ms = ms;
+        self.core.st.idle_ms = idle_ms(t);
         self.core.st.idle_at = 0;
         self.core.st.heard_from_peer(self.env.clock.now());
     }

@@ -16,7 +16,7 @@ use crate::close::{
     after_data, classify_read, reason_from_error, AfterData, CloseReason, ReadOutcome,
 };
 use crate::config::Config;
-use crate::conn::{ticks, Clock, Conn, ConnId, Core, Env, Flag, Phase, Slots, State, LISTENER_BIT};
+use crate::conn::{ticks, Conn, ConnId, Core, Env, Flag, Phase, Slots, State, LISTENER_BIT};
 use crate::handle::{Command, Handle};
 use crate::handler::Handler;
 use crate::sys;
@@ -81,14 +81,11 @@ pub struct Reactor<H: Handler> {
     conns: Slots<Entry<H>>,
     listeners: Vec<Listener<H>>,
     read_buf: Box<[u8]>,
-    config: Config,
-    handle: Handle,
+    env: Env,
     wheel: Wheel,
     expired: Vec<usize>,
     ready: VecDeque<ConnId>,
     commands: Vec<Command>,
-    clock: Clock,
-    close_ticks: u64,
     /// Whether accepted sockets get any option set (else no syscall at all).
     socket_options: bool,
     spare_fd: Option<std::fs::File>,
@@ -106,7 +103,7 @@ impl<H: Handler> fmt::Debug for Reactor<H> {
                 "listeners",
                 &self.listeners.iter().map(|l| l.addr).collect::<Vec<_>>(),
             )
-            .field("config", &self.config)
+            .field("config", &self.env.config)
             .field("shut_down", &self.shut_down)
             .finish_non_exhaustive()
     }
@@ -154,17 +151,14 @@ impl<H: Handler> Reactor<H> {
             events: Some(Events::with_capacity(config.events_capacity)),
             poll,
             conns: Slots::with_capacity(config.max_connections.min(MAX_RESERVED_SLOTS)),
-            close_ticks: ticks(config.close_timeout),
             socket_options: sys::has_socket_options(&config),
             listeners: Vec::new(),
             read_buf: vec![0u8; config.read_buffer_size].into_boxed_slice(),
-            config,
-            handle: Handle::new(waker),
+            env: Env::new(config, Handle::new(waker)),
             wheel: Wheel::new(),
             expired: Vec::new(),
             ready: VecDeque::new(),
             commands: Vec::new(),
-            clock: Clock::new(),
             spare_fd,
             accept_retry_at: None,
             rejected: 0,
@@ -186,7 +180,7 @@ impl<H: Handler> Reactor<H> {
         F: FnMut(SocketAddr) -> H + 'static,
     {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
-        let mut sock = sys::bind_listener(addr, self.config.listen_backlog).map_err(named)?;
+        let mut sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
         let bound = sock.local_addr().map_err(named)?;
         let token = Token(LISTENER_BIT | self.listeners.len());
         self.poll
@@ -204,7 +198,7 @@ impl<H: Handler> Reactor<H> {
 
     /// A [`Handle`] to this reactor: `Clone + Send + Sync`.
     pub fn handle(&self) -> Handle {
-        self.handle.clone()
+        self.env.handle.clone()
     }
 
     /// Runs until [`Handle::shutdown`]; every open connection gets
@@ -230,7 +224,7 @@ impl<H: Handler> Reactor<H> {
     ///
     /// Polling failed (other than by a signal).
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if self.handle.needs_attention() {
+        if self.env.handle.needs_attention() {
             if self.check_shutdown() {
                 return Ok(());
             }
@@ -238,14 +232,14 @@ impl<H: Handler> Reactor<H> {
         }
         // A caller may pause between turns: never compute the timeout from a
         // tick read before the pause.
-        self.clock.invalidate();
+        self.env.clock.invalidate();
         let mut timeout = self.poll_timeout(timeout);
-        if !self.handle.about_to_poll() {
+        if !self.env.handle.about_to_poll() {
             timeout = Some(Duration::ZERO);
         }
         let mut events = self.events.take().expect("events present between turns");
         let polled = self.poll.poll(&mut events, timeout);
-        self.handle.polled();
+        self.env.handle.polled();
         if let Err(e) = polled {
             self.events = Some(events);
             if e.kind() == io::ErrorKind::Interrupted {
@@ -253,7 +247,7 @@ impl<H: Handler> Reactor<H> {
             }
             return Err(e);
         }
-        self.clock.invalidate();
+        self.env.clock.invalidate();
         let mut accept = false;
         for event in events.iter() {
             let token = event.token();
@@ -266,7 +260,11 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.events = Some(events);
-        if accept || self.accept_retry_at.is_some_and(|t| t <= self.clock.now()) {
+        if accept
+            || self
+                .accept_retry_at
+                .is_some_and(|t| t <= self.env.clock.now())
+        {
             self.accept_all();
         }
         if !self.ready.is_empty() {
@@ -275,7 +273,7 @@ impl<H: Handler> Reactor<H> {
         if self.wheel.len() != 0 {
             self.run_timers();
         }
-        if self.handle.needs_attention() {
+        if self.env.handle.needs_attention() {
             self.run_commands();
             self.check_shutdown();
         }
@@ -305,7 +303,7 @@ impl<H: Handler> Reactor<H> {
 
     /// This reactor's configuration.
     pub fn config(&self) -> &Config {
-        &self.config
+        &self.env.config
     }
 
     /// Whether the reactor has shut down (after [`Handle::shutdown`]).
@@ -326,7 +324,7 @@ impl<H: Handler> Reactor<H> {
         };
         // Whole ticks: the loop may wake up to a tick late, never early
         // (the wheel checks again and sleeps on if nothing is due).
-        let now = self.clock.now();
+        let now = self.env.clock.now();
         let wait = Duration::from_millis(tick.saturating_sub(now));
         Some(timeout.map_or(wait, |t| t.min(wait)))
     }
@@ -335,24 +333,21 @@ impl<H: Handler> Reactor<H> {
         if self.shut_down {
             return true;
         }
-        if !self.handle.is_shutdown() {
+        if !self.env.handle.is_shutdown() {
             return false;
         }
         log::debug!("shutting down with {} connections open", self.conns.len());
         self.shut_down = true;
         self.listeners.clear();
-        self.close_all(CloseReason::Shutdown);
+        self.close_all();
         true
     }
 
-    fn close_all(&mut self, reason: CloseReason) {
+    /// Ends every open connection with `Shutdown` (unless it already had a cause).
+    fn close_all(&mut self) {
         for id in self.conns.ids() {
             if let Some(e) = self.conns.get_mut(id) {
-                let r = match &reason {
-                    CloseReason::Shutdown => CloseReason::Shutdown,
-                    _ => CloseReason::Local,
-                };
-                e.core.st.fail(r);
+                e.core.st.fail(CloseReason::Shutdown);
             }
             self.finish(id);
         }
@@ -383,11 +378,11 @@ impl<H: Handler> Reactor<H> {
                 Err(e) => {
                     log::error!("accept on {}: {e}", self.listeners[li].addr);
                     // Try again later rather than spin on a broken listener.
-                    self.accept_retry_at = Some(self.clock.now() + ticks(ACCEPT_RETRY));
+                    self.accept_later();
                     return;
                 }
             };
-            if self.conns.len() >= self.config.max_connections {
+            if self.conns.len() >= self.env.config.max_connections {
                 log::debug!("turning {peer} away: max_connections reached");
                 self.rejected += 1;
                 drop(stream);
@@ -408,7 +403,7 @@ impl<H: Handler> Reactor<H> {
         let Some(spare) = self.spare_fd.take() else {
             self.spare_fd = open_spare();
             log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
-            self.accept_retry_at = Some(self.clock.now() + ticks(ACCEPT_RETRY));
+            self.accept_later();
             return false;
         };
         drop(spare);
@@ -428,15 +423,20 @@ impl<H: Handler> Reactor<H> {
             log::warn!("accept on {addr}: {e}; turned {peer} away");
         }
         if self.spare_fd.is_none() {
-            self.accept_retry_at = Some(self.clock.now() + ticks(ACCEPT_RETRY));
+            self.accept_later();
             return false;
         }
         turned_away.is_some()
     }
 
+    /// Accepts again after [`ACCEPT_RETRY`] instead of spinning.
+    fn accept_later(&mut self) {
+        self.accept_retry_at = Some(self.env.clock.now() + ticks(ACCEPT_RETRY));
+    }
+
     fn open(&mut self, li: usize, mut stream: TcpStream, peer: SocketAddr) {
         if self.socket_options {
-            if let Err(e) = sys::apply_socket_options(&stream, &self.config) {
+            if let Err(e) = sys::apply_socket_options(&stream, &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
                 self.rejected += 1;
                 return;
@@ -457,13 +457,10 @@ impl<H: Handler> Reactor<H> {
             self.rejected += 1;
             return;
         };
-        let idle_ms = self
-            .config
-            .idle_timeout
-            .map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32);
+        let idle_ms = self.env.idle_ms;
         let mut st = State::new(idle_ms);
         if idle_ms != 0 {
-            st.heard_from_peer(self.clock.now());
+            st.heard_from_peer(self.env.clock.now());
         }
         let core = Core {
             stream,
@@ -474,13 +471,7 @@ impl<H: Handler> Reactor<H> {
         let (got, entry) = self.conns.insert(Entry { core, handler });
         debug_assert_eq!(got, id);
         log::trace!("conn {id}: open from {peer}");
-        let env = Env {
-            config: &self.config,
-            close_ticks: self.close_ticks,
-            clock: &self.clock,
-            handle: &self.handle,
-        };
-        deliver(entry, &env, id, "on_open", |h, c| h.on_open(c));
+        deliver(entry, &self.env, id, "on_open", |h, c| h.on_open(c));
         if !is_quiet(&entry.core.st) {
             self.settle(id);
         }
@@ -493,29 +484,23 @@ impl<H: Handler> Reactor<H> {
             log::trace!("stale event for {id}");
             return;
         };
-        let env = Env {
-            config: &self.config,
-            close_ticks: self.close_ticks,
-            clock: &self.clock,
-            handle: &self.handle,
-        };
         let hangup = event.is_read_closed() || event.is_error();
         if hangup {
             entry.core.st.set(Flag::HUP_HINT, true);
         }
         if event.is_writable() && entry.core.out.is_some() {
-            write_ready(entry, id, &env);
+            write_ready(entry, id, &self.env);
         }
         if entry.core.st.may_read() {
             if event.is_readable() || hangup {
-                read_ready(entry, id, &mut self.read_buf, &env);
+                read_ready(entry, id, &mut self.read_buf, &self.env);
             }
         } else if entry.core.st.phase != Phase::Done
             && (event.is_error() || event.is_write_closed())
         {
             // Not reading (paused, or after the peer's FIN): the error flag is
             // only a hint, SO_ERROR says what happened.
-            match sys::take_error(&entry.core.stream) {
+            match entry.core.stream.take_error() {
                 Ok(Some(e)) | Err(e) => entry.core.st.fail(reason_from_error(e)),
                 Ok(None) => {}
             }
@@ -539,23 +524,14 @@ impl<H: Handler> Reactor<H> {
             };
             entry.core.st.set(Flag::QUEUED, false);
             if entry.core.st.may_read() {
-                let env = Env {
-                    config: &self.config,
-                    close_ticks: self.close_ticks,
-                    clock: &self.clock,
-                    handle: &self.handle,
-                };
-                read_ready(entry, id, &mut self.read_buf, &env);
+                read_ready(entry, id, &mut self.read_buf, &self.env);
             }
             self.settle(id);
         }
     }
 
     fn run_timers(&mut self) {
-        if self.wheel.len() == 0 {
-            return;
-        }
-        let now = self.clock.now();
+        let now = self.env.clock.now();
         let mut expired = std::mem::take(&mut self.expired);
         self.wheel.advance(now, &mut expired);
         for key in expired.drain(..) {
@@ -573,7 +549,7 @@ impl<H: Handler> Reactor<H> {
 
     fn run_commands(&mut self) {
         loop {
-            self.handle.take_commands(&mut self.commands);
+            self.env.handle.take_commands(&mut self.commands);
             if self.commands.is_empty() {
                 return;
             }
@@ -582,9 +558,6 @@ impl<H: Handler> Reactor<H> {
                 let id = match &cmd {
                     Command::Write(id, _) | Command::Close(id) | Command::Abort(id) => *id,
                 };
-                if !self.conns.contains(id) {
-                    continue;
-                }
                 self.callback_with(id, |c| match cmd {
                     Command::Write(_, data) => c.write(&data),
                     Command::Close(_) => c.close(),
@@ -600,17 +573,11 @@ impl<H: Handler> Reactor<H> {
 
     /// Like `deliver`, for the reactor's own use of a `Conn` (commands).
     fn callback_with(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_>)) {
-        let env = Env {
-            config: &self.config,
-            close_ticks: self.close_ticks,
-            clock: &self.clock,
-            handle: &self.handle,
-        };
         if let Some(entry) = self.conns.get_mut(id) {
             let mut conn = Conn {
                 id,
                 core: &mut entry.core,
-                env: &env,
+                env: &self.env,
             };
             f(&mut conn);
         }
@@ -627,29 +594,27 @@ impl<H: Handler> Reactor<H> {
             self.finish(id);
             return;
         }
-        if st.phase == Phase::Open
-            && !st.has_any(Flag::WANT_WRITABLE, Flag::MORE_TO_READ)
-            && st.next_timer() == 0
-        {
-            return; // the common case: nothing to update
+        if is_quiet(st) {
+            return;
         }
-        if st.has(Flag::WANT_WRITABLE) && !st.has(Flag::WRITABLE_INTEREST) {
+        if st.has(Flag::WANT_WRITABLE) {
             st.set(Flag::WANT_WRITABLE, false);
-            match self.poll.registry().reregister(
-                &mut entry.core.stream,
-                id.token(),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                Ok(()) => entry.core.st.set(Flag::WRITABLE_INTEREST, true),
-                Err(e) => {
+            if !st.has(Flag::WRITABLE_INTEREST) {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                let token = id.token();
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .reregister(&mut entry.core.stream, token, interest)
+                {
                     entry.core.st.fail(CloseReason::Error(e));
                     self.finish(id);
                     return;
                 }
+                entry.core.st.set(Flag::WRITABLE_INTEREST, true);
             }
         }
         let st = &mut entry.core.st;
-        st.set(Flag::WANT_WRITABLE, false);
         if st.has(Flag::MORE_TO_READ) && !st.has(Flag::QUEUED) && st.may_read() {
             st.set(Flag::MORE_TO_READ, false);
             st.set(Flag::QUEUED, true);
@@ -661,14 +626,6 @@ impl<H: Handler> Reactor<H> {
             match self.wheel.scheduled(id.index()) {
                 Some(at) if at <= next => {}
                 _ => self.wheel.schedule(id.index(), next),
-            }
-        }
-        // A graceful close with nothing left to flush finishes here.
-        if entry.core.st.phase == Phase::Flushing && entry.core.out.is_none() {
-            let action = entry.core.st.flushed();
-            entry.core.act(action);
-            if entry.core.st.phase == Phase::Done {
-                self.finish(id);
             }
         }
     }
@@ -701,7 +658,7 @@ impl<H: Handler> Drop for Reactor<H> {
     /// Every connection still open gets `on_close(CloseReason::Shutdown)`.
     fn drop(&mut self) {
         if self.conns.len() > 0 {
-            self.close_all(CloseReason::Shutdown);
+            self.close_all();
         }
     }
 }
@@ -721,7 +678,7 @@ fn is_quiet(st: &State) -> bool {
 #[inline]
 fn deliver<H: Handler>(
     entry: &mut Entry<H>,
-    env: &Env<'_>,
+    env: &Env,
     id: ConnId,
     what: &str,
     f: impl FnOnce(&mut H, &mut Conn<'_>),
@@ -738,7 +695,7 @@ fn deliver<H: Handler>(
 }
 
 /// Writes queued output after a writable event.
-fn write_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, env: &Env<'_>) {
+fn write_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, env: &Env) {
     if !entry.core.flush() {
         return;
     }
@@ -754,7 +711,7 @@ fn write_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, env: &Env<'_>) {
 
 /// Reads until the socket is drained, the per-turn budget is spent, or the
 /// connection ends, delivering each chunk to `on_data`.
-fn read_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, buf: &mut [u8], env: &Env<'_>) {
+fn read_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, buf: &mut [u8], env: &Env) {
     let budget = env.config.read_budget;
     let mut total = 0usize;
     loop {

@@ -52,11 +52,6 @@ pub(crate) fn set_abortive(stream: &mio::net::TcpStream) -> io::Result<()> {
     SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO))
 }
 
-/// The pending socket error (`SO_ERROR`), taken and cleared.
-pub(crate) fn take_error(stream: &mio::net::TcpStream) -> io::Result<Option<io::Error>> {
-    stream.take_error()
-}
-
 /// True for accept errors that mean "out of descriptors or memory": the
 /// pending peer stays in the backlog until a descriptor is free.
 pub(crate) fn is_resource_exhausted(e: &io::Error) -> bool {
