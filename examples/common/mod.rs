@@ -3,24 +3,11 @@
 
 pub mod vanish;
 
-/// Prints the library's `log` records to stderr when `HANGUP_LOG` is set
-/// (`error`, `warn`, `info`, `debug`, `trace`).
-pub fn init_log() {
-    struct Stderr;
-    impl log::Log for Stderr {
-        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-            true
-        }
-        fn log(&self, r: &log::Record<'_>) {
-            eprintln!("[{:5} {}] {}", r.level(), r.target(), r.args());
-        }
-        fn flush(&self) {}
-    }
-    if let Ok(level) = std::env::var("HANGUP_LOG") {
-        let _ = log::set_logger(&Stderr);
-        log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Debug));
-    }
-}
+#[path = "../../tests/util/stderr_log.rs"]
+mod stderr_log;
+
+/// Prints the library's `log` records to stderr when `HANGUP_LOG` is set.
+pub use stderr_log::init as init_log;
 
 /// One row of closewatch's table.
 pub struct Row {

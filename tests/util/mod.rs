@@ -5,37 +5,18 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
-use std::sync::Once;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 pub mod netns;
+pub mod stderr_log;
+
+pub use stderr_log::init;
 
 use hangup::{CloseReason, Config, Conn, ConnId, Handle, Handler, Reactor};
 
 /// The bound for every wait in a test. Generous: CI machines are slow.
 pub const WAIT: Duration = Duration::from_secs(10);
-
-/// A minimal stderr logger, on when `HANGUP_LOG` is set (e.g. `debug`).
-pub fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        struct Stderr;
-        impl log::Log for Stderr {
-            fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-                true
-            }
-            fn log(&self, r: &log::Record<'_>) {
-                eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
-            }
-            fn flush(&self) {}
-        }
-        if let Ok(level) = std::env::var("HANGUP_LOG") {
-            let _ = log::set_logger(&Stderr);
-            log::set_max_level(level.parse().unwrap_or(log::LevelFilter::Debug));
-        }
-    });
-}
 
 /// What a recording handler saw.
 #[derive(Debug)]
