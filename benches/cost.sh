@@ -22,7 +22,7 @@ trap 'rm -rf "$WORK"' EXIT
 
 # run_server <tool-prefix...> -- <server args...>: runs one server + client round.
 burst() { # $1 impl, $2 N, $3 out-file, $4 tool (strace|callgrind)
-    local d="$WORK/$1-$2-$4"; mkdir -p "$d"; mkfifo "$d/go"
+    local d="$WORK/$1-$2-$4"; mkdir -p "$d"; mkfifo "$d/go" "$d/closed"
     case $4 in
         strace) strace -c -o "$3" "$BIN" server "$1" "$2" "$d" & ;;
         callgrind) valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \

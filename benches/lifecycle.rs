@@ -12,7 +12,9 @@
 //! The server writes its address to `<dir>/addr`, blocks on the FIFO
 //! `<dir>/go` until the client has connected all N (so the burst is accepted
 //! in one pass, the same way for every implementation), and touches
-//! `<dir>/ready` once all N are open; the client then closes them all. Run by `cargo bench`
+//! `<dir>/ready` once all N are open; the client then closes them all and
+//! writes to the FIFO `<dir>/closed`, which the server waits on before it
+//! polls again, so the closes are handled as one burst. Run by `cargo bench`
 //! with no arguments it does nothing.
 
 mod common;
@@ -41,6 +43,17 @@ fn wait_for(p: &Path) -> String {
     }
 }
 
+/// Blocks until another process writes a line to the FIFO at `p`: a fixed
+/// number of syscalls, no polling.
+fn block_on_fifo(p: &Path) {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(std::fs::File::open(p).unwrap()),
+        &mut line,
+    )
+    .unwrap();
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args[i].clone();
@@ -52,14 +65,12 @@ fn main() {
             std::fs::write(dir.join("addr"), s.addr().to_string()).unwrap();
             // Block (no polling, a fixed number of syscalls) until the client
             // has connected all N: the burst is then accepted in one pass.
-            let mut go = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(std::fs::File::open(dir.join("go")).unwrap()),
-                &mut go,
-            )
-            .unwrap();
+            block_on_fifo(&dir.join("go"));
             s.accept_until(n);
             std::fs::write(dir.join("ready"), "1").unwrap();
+            // Not polling while the client closes: every FIN/RST is queued
+            // before the first poll, the same way for every implementation.
+            block_on_fifo(&dir.join("closed"));
             s.run_until_closed(n);
         }
         Some("client") => {
@@ -79,6 +90,7 @@ fn main() {
                 }
             }
             drop(conns);
+            std::fs::write(dir.join("closed"), "closed\n").unwrap();
         }
         Some("echo-server") => {
             let (imp, dir) = (arg(2), PathBuf::from(arg(3)));
