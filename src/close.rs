@@ -45,6 +45,11 @@ pub enum CloseReason {
     /// The peer stopped reading and pending output passed
     /// [`Config::max_write_buffer`](crate::Config::max_write_buffer).
     Backpressure,
+    /// [`Conn::close`](crate::Conn::close) could not flush the output queued
+    /// before it within [`Config::close_timeout`](crate::Config::close_timeout):
+    /// the peer stopped reading. The rest was dropped and the peer was sent a
+    /// reset, so that neither side mistakes the partial data for all of it.
+    FlushTimeout,
     /// The reactor shut down (or was dropped) with the connection still open.
     Shutdown,
     /// A callback of this connection's handler panicked; the reactor carried on.
@@ -105,6 +110,7 @@ impl CloseReason {
             CloseReason::Deadline => "Deadline",
             CloseReason::Local => "Local",
             CloseReason::Backpressure => "Backpressure",
+            CloseReason::FlushTimeout => "FlushTimeout",
             CloseReason::Shutdown => "Shutdown",
             CloseReason::Panicked => "Panicked",
             CloseReason::Error(_) => "Error",
@@ -122,6 +128,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Deadline => f.write_str("deadline passed"),
             CloseReason::Local => f.write_str("closed locally"),
             CloseReason::Backpressure => f.write_str("write buffer full"),
+            CloseReason::FlushTimeout => f.write_str("close timed out with output unsent"),
             CloseReason::Shutdown => f.write_str("reactor shut down"),
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::Error(e) => write!(f, "error: {e}"),

@@ -60,7 +60,8 @@ impl Config {
     /// made, and counted in [`Reactor::rejected_count`](crate::Reactor::rejected_count).
     /// The reactor reserves this many connection slots up front (at most
     /// 65,536): virtual memory that becomes resident only as slots are used,
-    /// so a burst of connections never reallocates the table.
+    /// so a burst of connections never reallocates the table. At most
+    /// [`Config::MAX_CONNECTIONS`].
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
         self
@@ -68,6 +69,7 @@ impl Config {
 
     /// Close a connection with [`CloseReason::Idle`](crate::CloseReason::Idle)
     /// when nothing arrived from the peer for this long. Default: `None`.
+    /// Nonzero, at most `u32::MAX` ms (49.7 days).
     ///
     /// Any byte from the peer re-arms the timer; writing does not. A handler
     /// can override it per connection with
@@ -92,7 +94,7 @@ impl Config {
     /// `bytes >= 1`. Default: 4 MiB.
     ///
     /// Only output the kernel would not take counts; a peer that reads keeps
-    /// this near zero.
+    /// this near zero. At most `isize::MAX`.
     pub fn max_write_buffer(mut self, bytes: usize) -> Self {
         self.max_write_buffer = bytes;
         self
@@ -125,7 +127,9 @@ impl Config {
     /// the connection closes with [`CloseReason::TimedOut`](crate::CloseReason::TimedOut).
     /// This is what finds a peer that vanished while this side was sending,
     /// which keepalive cannot. With keepalive also set, Linux uses it to bound
-    /// the probing too. Must be nonzero, whole milliseconds, at most `u32::MAX` ms.
+    /// the probing too. Must be nonzero, whole milliseconds, at most
+    /// `i32::MAX` ms (2,147,483,647 ms, about 24.8 days: Linux takes a signed
+    /// int and rejects more with EINVAL).
     ///
     /// # Notes
     ///
@@ -140,7 +144,11 @@ impl Config {
     }
 
     /// Size of the reactor's one read buffer, shared by all connections.
-    /// `bytes >= 64`. Default: 64 KiB.
+    /// 64 bytes to [`Config::MAX_READ_BUFFER`]. Default: 64 KiB.
+    ///
+    /// Allocated once, when the reactor is made: an allocation that fails is
+    /// an error from [`Reactor::with_config`](crate::Reactor::with_config),
+    /// not an abort.
     pub fn read_buffer_size(mut self, bytes: usize) -> Self {
         self.read_buffer_size = bytes;
         self
@@ -162,7 +170,8 @@ impl Config {
         self
     }
 
-    /// How many readiness events one poll may return. `n >= 1`. Default: 1024.
+    /// How many readiness events one poll may return. 1 to
+    /// [`Config::MAX_EVENTS`]. Default: 1024.
     pub fn events_capacity(mut self, n: usize) -> Self {
         self.events_capacity = n;
         self
@@ -177,7 +186,7 @@ impl Config {
 
     /// The listen backlog of sockets made by
     /// [`Reactor::listen`](crate::Reactor::listen); `n >= 1`. Default: 1024
-    /// (as mio's `TcpListener::bind`). The kernel caps it at
+    /// (as mio's `TcpListener::bind`); at most `i32::MAX`. The kernel caps it at
     /// `net.core.somaxconn`.
     pub fn listen_backlog(mut self, n: u32) -> Self {
         self.listen_backlog = n;
@@ -209,41 +218,76 @@ impl Config {
         self.user_timeout
     }
 
-    /// Checks every setting.
+    /// Checks every setting against what the reactor, the allocator and the
+    /// OS accept.
     ///
     /// # Errors
     ///
-    /// `io::ErrorKind::InvalidInput`, with a message naming the setting, when:
-    /// - `max_connections`, `max_write_buffer`, `events_capacity` or
-    ///   `listen_backlog` is 0 (or the backlog is past `i32::MAX`);
-    /// - `read_buffer_size` is below 64 or `read_budget` below it;
-    /// - `idle_timeout` is `Some(0)` or `close_timeout` is 0;
+    /// `io::ErrorKind::InvalidInput`, with a message naming the setting and
+    /// its bound, when:
+    /// - `max_connections` is 0 or past [`MAX_CONNECTIONS`](Config::MAX_CONNECTIONS)
+    ///   (what a connection id can index);
+    /// - `max_write_buffer` is 0 or past `isize::MAX` (the most a `Vec` holds);
+    /// - `events_capacity` is 0 or past [`MAX_EVENTS`](Config::MAX_EVENTS)
+    ///   (`epoll_wait` rejects more);
+    /// - `listen_backlog` is 0 or past `i32::MAX`;
+    /// - `read_buffer_size` is below 64 or past [`MAX_READ_BUFFER`](Config::MAX_READ_BUFFER)
+    ///   (the most one `read` returns on Linux), or `read_budget` is below it;
+    /// - `idle_timeout` is `Some(0)` or past `u32::MAX` ms (49.7 days);
+    /// - `close_timeout` is 0;
     /// - a keepalive time is below one second, not whole seconds, or past the
     ///   kernel's maximum (32,767 s), or `retries` is 0 or past 127;
-    /// - `user_timeout` is zero, not whole milliseconds, or past `u32::MAX` ms.
+    /// - `user_timeout` is zero, not whole milliseconds, or past `i32::MAX` ms
+    ///   (Linux takes a signed int: about 24.8 days).
     pub fn validate(&self) -> io::Result<()> {
-        if self.max_connections == 0 {
-            return Err(invalid("max_connections must be at least 1"));
+        if self.max_connections == 0 || self.max_connections > Self::MAX_CONNECTIONS {
+            return Err(invalid(&format!(
+                "max_connections must be 1 to {}",
+                Self::MAX_CONNECTIONS
+            )));
         }
-        if self.max_write_buffer == 0 {
-            return Err(invalid("max_write_buffer must be at least 1 byte"));
+        if self.max_write_buffer == 0 || self.max_write_buffer > isize::MAX as usize {
+            return Err(invalid(&format!(
+                "max_write_buffer must be 1 to {} bytes",
+                isize::MAX
+            )));
         }
         if self.listen_backlog == 0 || self.listen_backlog > i32::MAX as u32 {
-            return Err(invalid("listen_backlog must be 1 to i32::MAX"));
+            return Err(invalid(&format!(
+                "listen_backlog must be 1 to {}",
+                i32::MAX
+            )));
         }
-        if self.events_capacity == 0 {
-            return Err(invalid("events_capacity must be at least 1"));
+        if self.events_capacity == 0 || self.events_capacity > Self::MAX_EVENTS {
+            return Err(invalid(&format!(
+                "events_capacity must be 1 to {}",
+                Self::MAX_EVENTS
+            )));
         }
-        if self.read_buffer_size < 64 {
-            return Err(invalid("read_buffer_size must be at least 64 bytes"));
+        if self.read_buffer_size < 64 || self.read_buffer_size > Self::MAX_READ_BUFFER {
+            return Err(invalid(&format!(
+                "read_buffer_size must be 64 to {} bytes",
+                Self::MAX_READ_BUFFER
+            )));
         }
         if self.read_budget < self.read_buffer_size {
-            return Err(invalid("read_budget must be at least read_buffer_size"));
+            return Err(invalid(&format!(
+                "read_budget must be at least read_buffer_size ({} bytes)",
+                self.read_buffer_size
+            )));
         }
-        if self.idle_timeout == Some(Duration::ZERO) {
-            return Err(invalid(
-                "idle_timeout must be nonzero (use None to disable it)",
-            ));
+        if let Some(t) = self.idle_timeout {
+            if t.is_zero() {
+                return Err(invalid(
+                    "idle_timeout must be nonzero (use None to disable it)",
+                ));
+            }
+            if t.as_millis() > u128::from(u32::MAX) {
+                return Err(invalid(&format!(
+                    "idle_timeout must be at most {} ms",
+                    u32::MAX
+                )));
+            }
         }
         if self.close_timeout.is_zero() {
             return Err(invalid("close_timeout must be nonzero"));
@@ -256,6 +300,19 @@ impl Config {
         }
         Ok(())
     }
+
+    /// The largest [`max_connections`](Config::max_connections): what a
+    /// [`ConnId`](crate::ConnId) can index on this platform.
+    pub const MAX_CONNECTIONS: usize = crate::conn::MAX_SLOTS;
+
+    /// The largest [`events_capacity`](Config::events_capacity): Linux's
+    /// `epoll_wait` rejects more than `INT_MAX / sizeof(struct epoll_event)`.
+    pub const MAX_EVENTS: usize = i32::MAX as usize / 12;
+
+    /// The largest [`read_buffer_size`](Config::read_buffer_size): one `read`
+    /// on Linux returns at most `0x7ffff000` bytes, so a larger buffer is
+    /// never filled.
+    pub const MAX_READ_BUFFER: usize = 0x7fff_f000;
 }
 
 pub(crate) fn validate_user_timeout(t: Duration) -> io::Result<()> {
@@ -267,10 +324,11 @@ pub(crate) fn validate_user_timeout(t: Duration) -> io::Result<()> {
     if t.subsec_nanos() % 1_000_000 != 0 {
         return Err(invalid("user_timeout must be whole milliseconds"));
     }
-    if t.as_millis() > u128::from(u32::MAX) {
-        return Err(invalid(
-            "user_timeout must be at most u32::MAX milliseconds",
-        ));
+    if t.as_millis() > i32::MAX as u128 {
+        return Err(invalid(&format!(
+            "user_timeout must be at most {} ms (Linux takes a signed int)",
+            i32::MAX
+        )));
     }
     Ok(())
 }
@@ -418,6 +476,29 @@ mod tests {
             "user_timeout",
         );
         rejects(d().user_timeout(Some(s(5_000_000))), "user_timeout");
+        rejects(
+            d().user_timeout(Some(Duration::from_millis(1 << 31))),
+            "user_timeout must be at most 2147483647 ms",
+        );
+        rejects(
+            d().idle_timeout(Some(Duration::from_millis(1 << 32))),
+            "idle_timeout must be at most 4294967295 ms",
+        );
+        rejects(
+            d().read_buffer_size(Config::MAX_READ_BUFFER + 1),
+            "read_buffer_size must be 64 to 2147479552 bytes",
+        );
+        rejects(
+            d().events_capacity(Config::MAX_EVENTS + 1),
+            "events_capacity must be 1 to 178956970",
+        );
+        rejects(
+            d().max_connections(usize::MAX),
+            "max_connections must be 1 to",
+        );
+        d().user_timeout(Some(Duration::from_millis(i32::MAX as u64)))
+            .validate()
+            .unwrap();
         rejects(
             d().keepalive(Some(Keepalive::new(Duration::from_millis(500)))),
             "keepalive idle",

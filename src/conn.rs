@@ -12,409 +12,12 @@ use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
 use crate::handle::Handle;
 
-/// Identifies one connection of one reactor: a slot index plus a generation.
-///
-/// Slots are reused, generations are not (until a slot has been reused 2^31
-/// times): an id of a closed connection never names the connection that took
-/// its slot, so a stale event or a late [`Handle::close`] misses harmlessly.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId {
-    index: u32,
-    gen: u32,
-}
+mod slots;
+mod state;
 
-impl fmt::Debug for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}v{})", self.index, self.gen)
-    }
-}
-
-impl fmt::Display for ConnId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}v{}", self.index, self.gen)
-    }
-}
-
-/// Bits of a `mio::Token` given to the slot index; the rest (but the top bit)
-/// carry the generation. The top bit marks listeners.
-const INDEX_BITS: u32 = usize::BITS / 2;
-const GEN_BITS: u32 = usize::BITS / 2 - 1;
-const GEN_MASK: u32 = ((1u64 << GEN_BITS) - 1) as u32;
-pub(crate) const LISTENER_BIT: usize = 1 << (usize::BITS - 1);
-
-impl ConnId {
-    pub(crate) fn index(self) -> usize {
-        self.index as usize
-    }
-
-    pub(crate) fn token(self) -> mio::Token {
-        mio::Token(self.index as usize | ((self.gen as usize) << INDEX_BITS))
-    }
-
-    /// The id a connection token names; `None` for listener and waker tokens.
-    pub(crate) fn from_token(t: mio::Token) -> Option<ConnId> {
-        if t.0 & LISTENER_BIT != 0 {
-            return None;
-        }
-        Some(ConnId {
-            index: (t.0 & ((1usize << INDEX_BITS) - 1)) as u32,
-            gen: (t.0 >> INDEX_BITS) as u32,
-        })
-    }
-}
-
-/// A slab whose keys carry a generation. `get` with a stale id finds nothing.
-#[derive(Debug)]
-pub(crate) struct Slots<T> {
-    slab: slab::Slab<T>,
-    gens: Vec<u32>,
-}
-
-impl<T> Slots<T> {
-    /// Reserves `cap` slots: virtual memory only, pages become resident as
-    /// slots are used, and a burst of connections never reallocates.
-    pub(crate) fn with_capacity(cap: usize) -> Self {
-        Slots {
-            slab: slab::Slab::with_capacity(cap),
-            gens: Vec::with_capacity(cap),
-        }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.slab.len()
-    }
-
-    /// The id the next `insert` will get.
-    pub(crate) fn next_id(&self) -> ConnId {
-        let index = self.slab.vacant_key();
-        let gen = self.gens.get(index).copied().unwrap_or(0);
-        ConnId {
-            index: index as u32,
-            gen,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn insert(&mut self, value: T) -> (ConnId, &mut T) {
-        let entry = self.slab.vacant_entry();
-        let index = entry.key();
-        assert!(
-            (index as u64) < (1u64 << INDEX_BITS.min(32)) - 1,
-            "too many connection slots"
-        );
-        if index == self.gens.len() {
-            self.gens.push(0);
-        }
-        let id = ConnId {
-            index: index as u32,
-            gen: self.gens[index],
-        };
-        (id, entry.insert(value))
-    }
-
-    #[inline]
-    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
-        if self.gens.get(id.index as usize) != Some(&id.gen) {
-            return None;
-        }
-        self.slab.get_mut(id.index as usize)
-    }
-
-    /// The live id at slot `index`, if any.
-    pub(crate) fn id_at(&self, index: usize) -> Option<ConnId> {
-        if self.slab.contains(index) {
-            Some(ConnId {
-                index: index as u32,
-                gen: self.gens[index],
-            })
-        } else {
-            None
-        }
-    }
-
-    #[inline]
-    pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
-        let g = self.gens.get_mut(id.index as usize)?;
-        if *g != id.gen {
-            return None;
-        }
-        let value = self.slab.try_remove(id.index as usize)?;
-        *g = (*g + 1) & GEN_MASK;
-        Some(value)
-    }
-
-    pub(crate) fn ids(&self) -> Vec<ConnId> {
-        self.slab
-            .iter()
-            .map(|(k, _)| ConnId {
-                index: k as u32,
-                gen: self.gens[k],
-            })
-            .collect()
-    }
-}
-
-/// Where a connection is in its life. Transitions are logged at trace level
-/// as `conn #3v0: Open => Flushing`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Reading and writing; callbacks are delivered.
-    Open,
-    /// `close()` was called with output still queued: flushing it, discarding input.
-    Flushing,
-    /// Our FIN is sent: discarding input until the peer's FIN or the close timeout,
-    /// so the kernel does not answer unread input with a reset.
-    Draining,
-    /// Finished: the reactor closes the socket and calls `on_close`.
-    Done,
-}
-
-impl fmt::Display for Phase {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-/// What the reactor must do to the socket after a transition.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Action {
-    None,
-    /// `shutdown(Write)`: send our FIN, keep reading.
-    ShutdownWrite,
-}
-
-/// One-bit facts about a connection, packed in a byte (see [`State`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Flag(u8);
-
-impl Flag {
-    /// A read returned 0.
-    pub(crate) const PEER_FIN: Flag = Flag(1);
-    /// The last event carried a hang-up or error flag: read on after a short read.
-    pub(crate) const HUP_HINT: Flag = Flag(1 << 1);
-    /// The handler paused reading.
-    pub(crate) const PAUSED: Flag = Flag(1 << 2);
-    /// Reading stopped early (budget, or paused with data left): read again
-    /// from the ready list.
-    pub(crate) const MORE_TO_READ: Flag = Flag(1 << 3);
-    /// In the reactor's ready list.
-    pub(crate) const QUEUED: Flag = Flag(1 << 4);
-    /// Registered for writable events.
-    pub(crate) const WRITABLE_INTEREST: Flag = Flag(1 << 5);
-    /// A write would block: register for writable events.
-    pub(crate) const WANT_WRITABLE: Flag = Flag(1 << 6);
-    /// Close with SO_LINGER 0 (RST).
-    pub(crate) const ABORTIVE: Flag = Flag(1 << 7);
-}
-
-/// The pure part of a connection: its phase, why it is closing, its hints
-/// and its timers (ticks; 0 = unset). No sockets here. Kept small: it is
-/// most of what an idle connection costs.
-#[derive(Debug)]
-pub(crate) struct State {
-    pub(crate) phase: Phase,
-    flags: u8,
-    /// The first cause observed.
-    pub(crate) cause: Option<CloseReason>,
-    /// Idle timeout in ms; 0 = none.
-    pub(crate) idle_ms: u32,
-    /// When the idle timer fires (while open).
-    pub(crate) idle_at: u64,
-    /// While open: the handler's deadline. While closing: the close timeout.
-    pub(crate) deadline_at: u64,
-}
-
-impl State {
-    pub(crate) fn new(idle_ms: u32) -> State {
-        State {
-            phase: Phase::Open,
-            flags: 0,
-            cause: None,
-            idle_ms,
-            idle_at: 0,
-            deadline_at: 0,
-        }
-    }
-
-    #[inline]
-    pub(crate) fn has(&self, f: Flag) -> bool {
-        self.flags & f.0 != 0
-    }
-
-    #[inline]
-    pub(crate) fn has_any(&self, a: Flag, b: Flag) -> bool {
-        self.flags & (a.0 | b.0) != 0
-    }
-
-    #[inline]
-    pub(crate) fn set(&mut self, f: Flag, on: bool) {
-        if on {
-            self.flags |= f.0;
-        } else {
-            self.flags &= !f.0;
-        }
-    }
-
-    pub(crate) fn set_phase(&mut self, phase: Phase) {
-        if self.phase != phase {
-            log::trace!("state={}=>{}", self.phase, phase);
-            self.phase = phase;
-        }
-    }
-
-    /// Records `reason` unless an earlier cause is known (first cause wins).
-    /// A panic is always recorded: it says the handler is broken.
-    #[inline]
-    pub(crate) fn note_cause(&mut self, reason: CloseReason) {
-        if self.cause.is_none() || matches!(reason, CloseReason::Panicked) {
-            self.cause = Some(reason);
-        }
-    }
-
-    /// The connection is dead or must end now: no flush, no drain.
-    pub(crate) fn fail(&mut self, reason: CloseReason) {
-        self.note_cause(reason);
-        self.set_phase(Phase::Done);
-    }
-
-    /// Whether callbacks may still be delivered.
-    #[inline]
-    pub(crate) fn is_open(&self) -> bool {
-        self.phase == Phase::Open
-    }
-
-    /// Whether the socket should be read: input is delivered while open and
-    /// discarded while closing; nothing is read after the peer's FIN.
-    #[inline]
-    pub(crate) fn may_read(&self) -> bool {
-        match self.phase {
-            Phase::Open => !self.has(Flag::PAUSED) && !self.has(Flag::PEER_FIN),
-            Phase::Flushing | Phase::Draining => !self.has(Flag::PEER_FIN),
-            Phase::Done => false,
-        }
-    }
-
-    /// A graceful close was asked for (`Conn::close`). The close timeout
-    /// starts now and replaces the idle timer and any deadline. `now` is only
-    /// asked for when a timer is needed (not after the peer's FIN with
-    /// nothing queued, the common case).
-    pub(crate) fn request_close(
-        &mut self,
-        has_pending: bool,
-        close_deadline: impl FnOnce() -> u64,
-    ) -> Action {
-        self.note_cause(CloseReason::Local);
-        if self.phase != Phase::Open {
-            return Action::None;
-        }
-        self.set(Flag::PAUSED, false);
-        self.idle_at = 0;
-        if !has_pending && self.has(Flag::PEER_FIN) {
-            self.deadline_at = 0;
-            self.set_phase(Phase::Done);
-            return Action::None;
-        }
-        self.deadline_at = close_deadline();
-        if has_pending {
-            self.set_phase(Phase::Flushing);
-            Action::None
-        } else {
-            self.flushed()
-        }
-    }
-
-    /// An abortive close was asked for (`Conn::abort`).
-    pub(crate) fn request_abort(&mut self) {
-        self.note_cause(CloseReason::Local);
-        if self.phase != Phase::Done {
-            self.set(Flag::ABORTIVE, true);
-            self.set_phase(Phase::Done);
-        }
-    }
-
-    /// All queued output was written while closing.
-    pub(crate) fn flushed(&mut self) -> Action {
-        if self.has(Flag::PEER_FIN) {
-            // Nothing unread can follow a FIN: close(2) sends ours cleanly.
-            self.set_phase(Phase::Done);
-            Action::None
-        } else {
-            self.set_phase(Phase::Draining);
-            Action::ShutdownWrite
-        }
-    }
-
-    /// A read returned 0. Returns true when the handler should hear of it
-    /// (`on_read_closed`).
-    #[inline]
-    pub(crate) fn eof(&mut self) -> bool {
-        self.set(Flag::PEER_FIN, true);
-        self.set(Flag::HUP_HINT, false);
-        self.note_cause(CloseReason::PeerClosed);
-        match self.phase {
-            Phase::Open => true,
-            Phase::Flushing => false,
-            Phase::Draining => {
-                self.set_phase(Phase::Done);
-                false
-            }
-            Phase::Done => false,
-        }
-    }
-
-    /// The earliest timer that matters in this phase, in ticks; 0 if none.
-    pub(crate) fn next_timer(&self) -> u64 {
-        match self.phase {
-            Phase::Open => match (self.idle_at, self.deadline_at) {
-                (0, d) => d,
-                (i, 0) => i,
-                (i, d) => i.min(d),
-            },
-            Phase::Flushing | Phase::Draining => self.deadline_at,
-            Phase::Done => 0,
-        }
-    }
-
-    /// Fires the timers due at `now`. Returns true if the connection must end.
-    pub(crate) fn expire(&mut self, now: u64) -> bool {
-        let due = |t: u64| t != 0 && t <= now;
-        match self.phase {
-            Phase::Flushing | Phase::Draining if due(self.deadline_at) => {
-                log::debug!("close timeout passed in {}", self.phase);
-                self.set_phase(Phase::Done);
-                true
-            }
-            Phase::Open if due(self.deadline_at) => {
-                self.fail(CloseReason::Deadline);
-                true
-            }
-            Phase::Open if due(self.idle_at) => {
-                self.fail(CloseReason::Idle);
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// Bytes arrived at `now`: push the idle timer back. No syscall, no
-    /// allocation: the timer wheel is told only if the time moved earlier.
-    pub(crate) fn heard_from_peer(&mut self, now: u64) {
-        if self.idle_ms != 0 {
-            self.idle_at = now + u64::from(self.idle_ms) + 1;
-        }
-    }
-}
-
-/// Converts a duration to whole ticks (milliseconds), rounding up.
-pub(crate) fn ticks(d: Duration) -> u64 {
-    let ms = d.as_millis();
-    let ms = if d > Duration::from_millis(ms as u64) {
-        ms + 1
-    } else {
-        ms
-    };
-    u64::try_from(ms).unwrap_or(u64::MAX / 4).min(u64::MAX / 4)
-}
+pub use slots::ConnId;
+pub(crate) use slots::{Slots, LISTENER_BIT, MAX_SLOTS};
+pub(crate) use state::{ticks, Action, Flag, Phase, State};
 
 /// Queued output: a buffer and how much of it was written.
 #[derive(Debug, Default)]
@@ -547,6 +150,63 @@ pub(crate) fn idle_ms(t: Option<Duration>) -> u32 {
 /// It borrows the connection's state; everything it does takes effect at
 /// once (a write goes to the socket if nothing is queued) or when the callback
 /// returns (registration changes, timers, the close).
+///
+/// # Phases
+///
+/// A connection is **open** until [`close`](Conn::close) (then **closing**:
+/// flushing queued output, sending our FIN, waiting for the peer's), or until
+/// [`abort`](Conn::abort) or a failure (then **closed**: the socket is closed
+/// and `on_close` called when the callback returns). Every method is defined
+/// in every phase; a `Conn` can be in the closing or closed phase only for
+/// the rest of the callback that closed it, and [`Handle`] commands reach a
+/// closing connection too. In short:
+///
+/// | method | open | closing | closed |
+/// |---|---|---|---|
+/// | [`write`](Conn::write) | sends or queues | ignored | ignored |
+/// | [`close`](Conn::close) | starts the close | ignored | ignored |
+/// | [`abort`](Conn::abort) | reset | reset, queued output dropped | ignored |
+/// | [`pause_reading`](Conn::pause_reading), [`resume_reading`](Conn::resume_reading) | as named | ignored | ignored |
+/// | [`set_idle_timeout`](Conn::set_idle_timeout), [`set_deadline`](Conn::set_deadline), [`clear_deadline`](Conn::clear_deadline) | as named | ignored: the close timeout governs | ignored |
+/// | getters, [`handle`](Conn::handle) | answer | answer | answer |
+///
+/// # Examples
+///
+/// A line protocol that answers each line, gives a client 30 s to finish,
+/// and stops reading while an answer waits in the queue:
+///
+/// ```
+/// use std::time::Duration;
+/// use hangup::{CloseReason, Conn, Handler};
+///
+/// struct Lines;
+/// impl Handler for Lines {
+///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+///         conn.set_idle_timeout(Some(Duration::from_secs(5)));
+///         conn.set_deadline(Duration::from_secs(30));
+///     }
+///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+///         if data.starts_with(b"quit") {
+///             conn.write(b"bye\n");
+///             conn.close(); // "bye" is flushed before our FIN
+///             return;
+///         }
+///         conn.write(data);
+///         if conn.pending_output() > 64 * 1024 {
+///             conn.pause_reading(); // resumed in on_drained
+///         }
+///     }
+///     fn on_drained(&mut self, conn: &mut Conn<'_>) {
+///         conn.resume_reading();
+///     }
+///     fn on_close(&mut self, reason: CloseReason) {
+///         log::info!("closed: {reason}");
+///     }
+/// }
+/// # let mut reactor = hangup::Reactor::new()?;
+/// # reactor.listen("127.0.0.1:0".parse().unwrap(), |_| Lines)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 pub struct Conn<'a> {
     pub(crate) id: ConnId,
     pub(crate) core: &'a mut Core,
@@ -558,7 +218,7 @@ impl fmt::Debug for Conn<'_> {
         f.debug_struct("Conn")
             .field("id", &self.id)
             .field("peer", &self.core.peer)
-            .field("phase", &self.core.st.phase)
+            .field("phase", &self.core.st.phase())
             .field("pending", &self.core.pending())
             .finish()
     }
@@ -566,12 +226,12 @@ impl fmt::Debug for Conn<'_> {
 
 impl Conn<'_> {
     /// This connection's id: `Copy + Eq + Hash + Debug`, never reused while a
-    /// stale event could reach it.
+    /// stale event could reach it. Any phase.
     pub fn id(&self) -> ConnId {
         self.id
     }
 
-    /// The peer's address, as `accept` reported it.
+    /// The peer's address, as `accept` reported it. Any phase.
     pub fn peer_addr(&self) -> SocketAddr {
         self.core.peer
     }
@@ -583,9 +243,11 @@ impl Conn<'_> {
     /// [`Handler::on_drained`](crate::Handler::on_drained) is called when the
     /// queue empties. When queued output passes
     /// [`Config::max_write_buffer`], the connection closes with
-    /// [`CloseReason::Backpressure`] and the output is dropped. After `close`,
-    /// `abort` or a failure, writes are ignored. A write error (the peer
-    /// reset) ends the connection when the callback returns.
+    /// [`CloseReason::Backpressure`] and the peer gets a reset. A write error
+    /// (the peer reset) ends the connection when the callback returns.
+    ///
+    /// Open: as above. Closing or closed: ignored (output after `close` could
+    /// not go before the FIN that `close` promised).
     pub fn write(&mut self, data: &[u8]) {
         if !self.core.st.is_open() || data.is_empty() {
             return;
@@ -621,14 +283,15 @@ impl Conn<'_> {
                 self.id,
                 out.pending()
             );
-            self.core.out = None;
+            // The output stays queued until the socket is closed: the peer
+            // gets a reset, not a clean EOF after partial data.
             self.core.st.fail(CloseReason::Backpressure);
             return;
         }
         self.core.st.set(Flag::WANT_WRITABLE, true);
     }
 
-    /// Bytes queued and not yet taken by the kernel.
+    /// Bytes queued and not yet taken by the kernel. Any phase.
     pub fn pending_output(&self) -> usize {
         self.core.pending()
     }
@@ -640,6 +303,15 @@ impl Conn<'_> {
     /// output still in flight. No more `on_data` after this; `on_close`
     /// follows when the socket is closed, with [`CloseReason::Local`] unless
     /// an earlier cause (such as the peer's FIN) was seen.
+    ///
+    /// Output queued before `close` is either all handed to the kernel before
+    /// our FIN, or the close is reported as a failure and the peer gets a
+    /// reset: [`CloseReason::FlushTimeout`] when the peer took none of it for
+    /// [`Config::close_timeout`], or the error a write hit. Never a clean EOF
+    /// after partial data.
+    ///
+    /// Open: starts the close. Closing or closed: ignored (the close already
+    /// under way keeps its timeout).
     #[inline]
     pub fn close(&mut self) {
         let has_pending = self.core.pending() > 0;
@@ -653,7 +325,11 @@ impl Conn<'_> {
     }
 
     /// Closes abortively: queued output is dropped and the peer gets a reset
-    /// (SO_LINGER 0) when the callback returns.
+    /// (SO_LINGER 0) when the callback returns; `on_close` gets
+    /// [`CloseReason::Local`] unless an earlier cause was seen.
+    ///
+    /// Open or closing: as above (while closing, this gives up on the flush).
+    /// Closed: ignored.
     pub fn abort(&mut self) {
         self.core.out = None;
         self.core.st.request_abort();
@@ -664,51 +340,63 @@ impl Conn<'_> {
     /// TCP flow control slows the peer. A reset or a dead peer is still
     /// reported while paused; a FIN is reported after reading resumes and the
     /// bytes before it were delivered.
+    ///
+    /// Open: as above. Closing or closed: ignored (a closing connection reads
+    /// and discards input, so that the kernel does not answer it with a reset).
     pub fn pause_reading(&mut self) {
-        self.core.st.set(Flag::PAUSED, true);
+        self.core.st.pause();
     }
 
     /// Resumes reading after [`pause_reading`](Conn::pause_reading).
+    ///
+    /// Ignored unless the connection is open.
     pub fn resume_reading(&mut self) {
-        if self.core.st.has(Flag::PAUSED) {
-            self.core.st.set(Flag::PAUSED, false);
-            self.core.st.set(Flag::MORE_TO_READ, true);
-        }
+        self.core.st.resume();
     }
 
-    /// Whether reading is paused.
+    /// Whether reading is paused. Any phase.
     pub fn is_reading_paused(&self) -> bool {
         self.core.st.has(Flag::PAUSED)
     }
 
-    /// Whether the peer's FIN was seen (it will send nothing more).
+    /// Whether the peer's FIN was seen (it will send nothing more). Any phase.
     pub fn is_read_closed(&self) -> bool {
         self.core.st.has(Flag::PEER_FIN)
     }
 
     /// Overrides [`Config::idle_timeout`] for this connection; the timer
-    /// restarts now. `None` turns it off. Zero counts as `None`.
+    /// restarts now. `None` turns it off. Zero counts as `None`; more than
+    /// `u32::MAX` ms (49.7 days) counts as `u32::MAX` ms.
+    ///
+    /// Open: as above. Closing or closed: ignored (the close timeout governs).
     pub fn set_idle_timeout(&mut self, t: Option<Duration>) {
-        self.core.st.idle_ms = idle_ms(t);
-        self.core.st.idle_at = 0;
-        self.core.st.heard_from_peer(self.env.clock.now());
+        let clock = &self.env.clock;
+        self.core.st.set_idle_timeout(idle_ms(t), || clock.now());
     }
 
     /// Sets a one-shot deadline `after` from now, replacing any earlier one.
     /// Bytes arriving do not extend it. When it passes, the connection closes
     /// with [`CloseReason::Deadline`]. This is what stops a slowloris peer
     /// that trickles bytes to dodge an idle timeout.
+    ///
+    /// Ignored once the connection is closing or closed: a close in progress
+    /// is bounded by [`Config::close_timeout`] alone, so a deadline can
+    /// neither cut its flush short nor stretch it.
     pub fn set_deadline(&mut self, after: Duration) {
-        self.core.st.deadline_at = self.env.clock.now() + ticks(after) + 1;
+        let at = self.env.clock.now() + ticks(after) + 1;
+        self.core.st.set_deadline(at);
     }
 
     /// Removes the deadline, if one is set.
+    ///
+    /// Ignored once the connection is closing or closed: it never removes
+    /// the close timeout.
     pub fn clear_deadline(&mut self) {
-        self.core.st.deadline_at = 0;
+        self.core.st.clear_deadline();
     }
 
     /// A [`Handle`] to the reactor, to reach other connections (by
-    /// [`ConnId`]) or to shut down.
+    /// [`ConnId`]) or to shut down. Any phase.
     pub fn handle(&self) -> Handle {
         self.env.handle.clone()
     }

@@ -52,9 +52,17 @@
 //! | `Deadline` | a [`Conn::set_deadline`] passed | all |
 //! | `Local` | [`Conn::close`], [`Conn::abort`], [`Handle::close`] | all |
 //! | `Backpressure` | queued output passed [`Config::max_write_buffer`] | all |
+//! | `FlushTimeout` | [`Conn::close`] could not flush queued output within [`Config::close_timeout`]; the peer got a reset | all |
 //! | `Shutdown` | [`Handle::shutdown`], or the `Reactor` was dropped | all |
 //! | `Panicked` | a callback of the handler panicked (needs `panic = "unwind"`) | all |
 //! | `Error(e)` | any other errno, kept in `e` | all |
+//!
+//! Output queued before [`Conn::close`] is never silently lost: either all of
+//! it goes out before our FIN, or the peer gets a reset and `on_close` a
+//! failure (`FlushTimeout`, or the error a write hit). Whenever a connection
+//! ends with output still queued (an idle timeout, a deadline, backpressure,
+//! a panic, a shutdown), the peer gets a reset rather than a clean EOF after
+//! partial data.
 //!
 //! The first cause observed wins (a panic always wins): once the peer's FIN
 //! was seen, a later close of this side still reports `PeerClosed`. If a peer

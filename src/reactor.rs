@@ -144,16 +144,17 @@ impl<H: Handler> Reactor<H> {
     /// - creating the `mio::Poll` or its waker failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
         config.validate()?;
+        let read_buf = alloc_read_buffer(config.read_buffer_size)?;
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
-        let spare_fd = open_spare();
+        let spare_fd = open_spare().ok();
         Ok(Reactor {
             events: Some(Events::with_capacity(config.events_capacity)),
             poll,
             conns: Slots::with_capacity(config.max_connections.min(MAX_RESERVED_SLOTS)),
             socket_options: sys::has_socket_options(&config),
             listeners: Vec::new(),
-            read_buf: vec![0u8; config.read_buffer_size].into_boxed_slice(),
+            read_buf,
             env: Env::new(config, Handle::new(waker)),
             wheel: Wheel::new(),
             expired: Vec::new(),
@@ -173,13 +174,25 @@ impl<H: Handler> Reactor<H> {
     ///
     /// # Errors
     ///
-    /// Binding or listening failed (address in use, permission denied, ...):
-    /// the error keeps its kind and its message names `addr`.
+    /// Binding or listening failed (address in use, permission denied, ...),
+    /// or no descriptor was left to hold in reserve for turning peers away
+    /// when descriptors run out (EMFILE): the error keeps its kind and its
+    /// message names `addr`.
     pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<SocketAddr>
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        if self.spare_fd.is_none() {
+            // Without it, peers that arrive while descriptors are exhausted
+            // would wait unanswered in the backlog (see `out_of_descriptors`).
+            self.spare_fd = Some(open_spare().map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("listen on {addr}: no descriptor to hold in reserve for turning peers away when descriptors run out: {e}"),
+                )
+            })?);
+        }
         let mut sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
         let bound = sock.local_addr().map_err(named)?;
         let token = Token(LISTENER_BIT | self.listeners.len());
@@ -397,11 +410,17 @@ impl<H: Handler> Reactor<H> {
     /// backlog), then take the spare again. Returns true if the caller should
     /// try a normal accept again: each pending peer gets a real accept
     /// attempt first, so none is turned away once descriptors are back.
-    /// Without a spare, accepting pauses briefly instead of spinning.
+    ///
+    /// The spare is taken when the first listener is made ([`Reactor::listen`]
+    /// fails if it cannot be), so a listening reactor always starts with one.
+    /// It can be lost only if another thread takes the descriptor in the
+    /// instant between giving it back and taking it again; then it is taken
+    /// again as soon as any connection closes, and accepting retries every
+    /// 100 ms instead of spinning.
     fn out_of_descriptors(&mut self, li: usize, e: &io::Error) -> bool {
         let addr = self.listeners[li].addr;
         let Some(spare) = self.spare_fd.take() else {
-            self.spare_fd = open_spare();
+            self.spare_fd = open_spare().ok();
             log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
             self.accept_later();
             return false;
@@ -417,7 +436,7 @@ impl<H: Handler> Reactor<H> {
                 Err(_) => break None,
             }
         };
-        self.spare_fd = open_spare();
+        self.spare_fd = open_spare().ok();
         if let Some(peer) = turned_away {
             self.rejected += 1;
             log::warn!("accept on {addr}: {e}; turned {peer} away");
@@ -472,7 +491,7 @@ impl<H: Handler> Reactor<H> {
         debug_assert_eq!(got, id);
         log::trace!("conn {id}: open from {peer}");
         deliver(entry, &self.env, id, "on_open", |h, c| h.on_open(c));
-        if !is_quiet(&entry.core.st) {
+        if !entry.core.st.is_quiet() {
             self.settle(id);
         }
     }
@@ -495,7 +514,7 @@ impl<H: Handler> Reactor<H> {
             if event.is_readable() || hangup {
                 read_ready(entry, id, &mut self.read_buf, &self.env);
             }
-        } else if entry.core.st.phase != Phase::Done
+        } else if entry.core.st.phase() != Phase::Done
             && (event.is_error() || event.is_write_closed())
         {
             // Not reading (paused, or after the peer's FIN): the error flag is
@@ -505,9 +524,9 @@ impl<H: Handler> Reactor<H> {
                 Ok(None) => {}
             }
         }
-        if entry.core.st.phase == Phase::Done {
+        if entry.core.st.phase() == Phase::Done {
             self.finish(id);
-        } else if !is_quiet(&entry.core.st) {
+        } else if !entry.core.st.is_quiet() {
             self.settle(id);
         }
     }
@@ -540,7 +559,7 @@ impl<H: Handler> Reactor<H> {
             };
             let entry = self.conns.get_mut(id).expect("live id");
             if entry.core.st.expire(now) {
-                log::debug!("conn {id}: timer fired in {:?}", entry.core.st.phase);
+                log::debug!("conn {id}: timer fired");
             }
             self.settle(id);
         }
@@ -590,11 +609,11 @@ impl<H: Handler> Reactor<H> {
             return;
         };
         let st = &mut entry.core.st;
-        if st.phase == Phase::Done {
+        if st.phase() == Phase::Done {
             self.finish(id);
             return;
         }
-        if is_quiet(st) {
+        if st.is_quiet() {
             return;
         }
         if st.has(Flag::WANT_WRITABLE) {
@@ -639,16 +658,23 @@ impl<H: Handler> Reactor<H> {
             self.wheel.cancel(id.index());
         }
         let core = &mut entry.core;
-        if core.st.has(Flag::ABORTIVE) {
+        // A reset when asked for, and whenever output we queued was never
+        // sent: the peer must not take partial data for all of it.
+        if core.st.has(Flag::ABORTIVE) || core.pending() > 0 {
             if let Err(e) = sys::set_abortive(&core.stream) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
             }
         }
-        let reason = core.st.cause.take().unwrap_or(CloseReason::Local);
+        let reason = core.st.take_reason();
         log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
         // Closing the descriptor removes it from epoll: no deregister call.
         let Entry { core, mut handler } = entry;
         drop(core);
+        if self.spare_fd.is_none() && !self.listeners.is_empty() {
+            // The spare was lost to a race for the descriptor it gave back:
+            // the one just freed replaces it.
+            self.spare_fd = open_spare().ok();
+        }
         self.closed += 1;
         guarded("on_close", id, || handler.on_close(reason));
     }
@@ -661,16 +687,6 @@ impl<H: Handler> Drop for Reactor<H> {
             self.close_all();
         }
     }
-}
-
-/// Whether a connection needs no bookkeeping after what just happened: open,
-/// nothing to register, nothing queued to read, no timer. The common case.
-#[inline]
-fn is_quiet(st: &State) -> bool {
-    st.phase == Phase::Open
-        && !st.has_any(Flag::WANT_WRITABLE, Flag::MORE_TO_READ)
-        && st.idle_at == 0
-        && st.deadline_at == 0
 }
 
 /// Calls a handler callback with a `Conn` view, if the connection is open.
@@ -689,7 +705,6 @@ fn deliver<H: Handler>(
     let Entry { core, handler } = entry;
     let mut conn = Conn { id, core, env };
     if guarded(what, id, || f(handler, &mut conn)).is_none() {
-        entry.core.out = None;
         entry.core.st.fail(CloseReason::Panicked);
     }
 }
@@ -699,7 +714,7 @@ fn write_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, env: &Env) {
     if !entry.core.flush() {
         return;
     }
-    match entry.core.st.phase {
+    match entry.core.st.phase() {
         Phase::Open => deliver(entry, env, id, "on_drained", |h, c| h.on_drained(c)),
         Phase::Flushing => {
             let action = entry.core.st.flushed();
@@ -728,8 +743,8 @@ fn read_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, buf: &mut [u8], env:
                 total += n;
                 let st = &mut entry.core.st;
                 let hint = st.has(Flag::HUP_HINT);
-                if st.phase == Phase::Open {
-                    if st.idle_ms != 0 {
+                if st.is_open() {
+                    if st.has_idle_timeout() {
                         st.heard_from_peer(env.clock.now());
                     }
                     let data = &buf[..n];
@@ -772,16 +787,23 @@ fn is_peer_gone_before_accept(e: &io::Error) -> bool {
     )
 }
 
+/// The reactor's one read buffer, allocated fallibly: a size the allocator
+/// refuses is an error, not an abort.
+fn alloc_read_buffer(size: usize) -> io::Result<Box<[u8]>> {
+    let mut buf = Vec::new();
+    buf.try_reserve_exact(size).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            format!("read_buffer_size {size}: {e}"),
+        )
+    })?;
+    buf.resize(size, 0);
+    Ok(buf.into_boxed_slice())
+}
+
 /// A descriptor held in reserve to turn peers away when descriptors run out.
-fn open_spare() -> Option<std::fs::File> {
-    #[cfg(unix)]
-    {
-        std::fs::File::open("/dev/null").ok()
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
+fn open_spare() -> io::Result<std::fs::File> {
+    std::fs::File::open(if cfg!(windows) { "NUL" } else { "/dev/null" })
 }
 
 #[cfg(test)]

@@ -76,3 +76,58 @@ fn failed_listen_names_the_address() {
         .expect_err("not local");
     assert!(err.to_string().contains("192.0.2.1:80"), "{err}");
 }
+
+/// Sizes past what the allocator or the OS takes are `InvalidInput` naming the
+/// setting, never a panic ("capacity overflow") when the reactor is made.
+#[test]
+fn huge_sizes_are_invalid_input_not_a_panic() {
+    for (config, setting) in [
+        (
+            Config::default()
+                .read_buffer_size(usize::MAX)
+                .read_budget(usize::MAX),
+            "read_buffer_size",
+        ),
+        (
+            Config::default().events_capacity(usize::MAX),
+            "events_capacity",
+        ),
+        (
+            Config::default().max_connections(usize::MAX),
+            "max_connections",
+        ),
+    ] {
+        let made = std::panic::catch_unwind(|| Reactor::<Nop>::with_config(config));
+        let e = made
+            .unwrap_or_else(|_| panic!("{setting}: with_config panicked"))
+            .expect_err(setting);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(e.to_string().contains(setting), "{e} names {setting}");
+        println!("{e}");
+    }
+}
+
+/// Linux takes `TCP_USER_TIMEOUT` as a signed int: 2^31 ms and above used to
+/// pass validation and then turn every peer away with EINVAL.
+#[test]
+fn user_timeout_past_i32_max_ms_is_invalid_input() {
+    for ms in [1u64 << 31, u64::from(u32::MAX)] {
+        let config = Config::default().user_timeout(Some(Duration::from_millis(ms)));
+        let e = Reactor::<Nop>::with_config(config).expect_err("rejected");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("user_timeout"), "{e}");
+        assert!(e.to_string().contains("2147483647"), "{e} gives the bound");
+    }
+    // The largest valid value is served: a peer is accepted and echoed.
+    let config = Config::default().user_timeout(Some(Duration::from_millis(i32::MAX as u64)));
+    let script = Script {
+        echo: true,
+        ..Script::default()
+    };
+    let server = Server::start(config, script);
+    let mut c = connect(server.addr);
+    send(&mut c, b"hi");
+    let mut got = [0u8; 2];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hi");
+}

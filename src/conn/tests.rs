@@ -9,19 +9,19 @@ fn state_open() -> State {
 fn state_flushing() -> State {
     let mut s = state_open();
     assert_eq!(s.request_close(true, || 150), Action::None);
-    assert_eq!(s.phase, Phase::Flushing);
+    assert_eq!(s.phase(), Phase::Flushing);
     s
 }
 
 fn state_draining() -> State {
     let mut s = state_open();
     assert_eq!(s.request_close(false, || 150), Action::ShutdownWrite);
-    assert_eq!(s.phase, Phase::Draining);
+    assert_eq!(s.phase(), Phase::Draining);
     s
 }
 
 fn name(s: &State) -> &'static str {
-    s.cause.as_ref().map_or("none", |c| c.name())
+    s.cause().map_or("none", |c| c.name())
 }
 
 // Tests for the slot allocator.
@@ -74,7 +74,7 @@ fn slots_stale_event_in_same_batch() {
 fn open_eof_tells_handler_and_notes_peer_closed() {
     let mut s = state_open();
     assert!(s.eof());
-    assert_eq!(s.phase, Phase::Open, "the handler decides");
+    assert_eq!(s.phase(), Phase::Open, "the handler decides");
     assert_eq!(name(&s), "PeerClosed");
     assert!(!s.may_read(), "nothing is read after a FIN");
 }
@@ -83,10 +83,10 @@ fn open_eof_tells_handler_and_notes_peer_closed() {
 fn open_close_without_pending_sends_fin() {
     let mut s = state_draining();
     assert_eq!(name(&s), "Local");
-    assert_eq!(s.deadline_at, 150);
+    assert_eq!(s.next_timer(), 150);
     assert!(s.may_read(), "input is drained");
     assert!(!s.eof(), "handler hears nothing more");
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.phase(), Phase::Done);
     assert_eq!(name(&s), "Local", "first cause wins");
 }
 
@@ -95,7 +95,7 @@ fn open_close_after_fin_is_peer_closed_and_done() {
     let mut s = state_open();
     s.eof();
     assert_eq!(s.request_close(false, || 50), Action::None);
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.phase(), Phase::Done);
     assert_eq!(name(&s), "PeerClosed");
 }
 
@@ -103,7 +103,7 @@ fn open_close_after_fin_is_peer_closed_and_done() {
 fn open_abort_is_local_and_abortive() {
     let mut s = state_open();
     s.request_abort();
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.phase(), Phase::Done);
     assert!(s.has(Flag::ABORTIVE));
     assert_eq!(name(&s), "Local");
 }
@@ -127,7 +127,7 @@ fn open_panic_always_recorded() {
 #[test]
 fn open_paused_does_not_read() {
     let mut s = state_open();
-    s.set(Flag::PAUSED, true);
+    s.pause();
     assert!(!s.may_read());
 }
 
@@ -146,7 +146,7 @@ fn open_idle_timer_rearms_and_fires() {
 #[test]
 fn open_deadline_not_extended_by_data() {
     let mut s = State::new(1000);
-    s.deadline_at = 300;
+    s.set_deadline(300);
     for now in (0..300).step_by(100) {
         s.heard_from_peer(now);
         assert!(!s.expire(now));
@@ -161,26 +161,87 @@ fn open_deadline_not_extended_by_data() {
 fn flushing_flushed_sends_fin_then_drains() {
     let mut s = state_flushing();
     assert_eq!(s.flushed(), Action::ShutdownWrite);
-    assert_eq!(s.phase, Phase::Draining);
-    assert_eq!(s.deadline_at, 150, "the close timeout runs from close()");
+    assert_eq!(s.phase(), Phase::Draining);
+    assert_eq!(s.next_timer(), 150, "the close timeout runs from close()");
 }
 
 #[test]
 fn flushing_eof_keeps_flushing_then_done() {
     let mut s = state_flushing();
     assert!(!s.eof());
-    assert_eq!(s.phase, Phase::Flushing);
+    assert_eq!(s.phase(), Phase::Flushing);
     assert_eq!(s.flushed(), Action::None);
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.phase(), Phase::Done);
     assert_eq!(name(&s), "Local");
 }
 
 #[test]
-fn flushing_close_timeout_ends_it() {
+fn flushing_close_timeout_is_a_failure_and_a_reset() {
     let mut s = state_flushing();
     assert!(!s.expire(149));
     assert!(s.expire(150));
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.phase(), Phase::Done);
+    assert!(s.has(Flag::ABORTIVE), "the peer must not see a clean EOF");
+    assert_eq!(name(&s), "FlushTimeout", "output was lost: not Local");
+}
+
+#[test]
+fn flushing_after_peer_fin_timeout_is_still_a_failure() {
+    let mut s = state_open();
+    s.eof();
+    s.request_close(true, || 150);
+    assert_eq!(s.phase(), Phase::Flushing);
+    assert!(s.expire(150));
+    assert_eq!(name(&s), "FlushTimeout");
+}
+
+#[test]
+fn flushing_write_error_replaces_local() {
+    let mut s = state_flushing();
+    s.fail(CloseReason::Reset);
+    assert_eq!(name(&s), "Reset");
+}
+
+#[test]
+fn flushing_ignores_deadline_idle_and_pause() {
+    let mut s = state_flushing();
+    s.clear_deadline();
+    assert_eq!(s.next_timer(), 150, "the close timeout stays");
+    s.set_deadline(1);
+    assert_eq!(s.next_timer(), 150, "and is not cut short");
+    s.set_idle_timeout(5, || 0);
+    assert_eq!(s.next_timer(), 150);
+    s.pause();
+    assert!(!s.has(Flag::PAUSED));
+    assert!(s.may_read(), "input is still drained");
+}
+
+#[test]
+fn draining_ignores_deadline_calls() {
+    let mut s = state_draining();
+    s.clear_deadline();
+    s.set_deadline(1);
+    assert_eq!(s.next_timer(), 150);
+    assert!(s.expire(150));
+    assert_eq!(name(&s), "Local", "output went out before our FIN");
+    assert!(!s.has(Flag::ABORTIVE));
+}
+
+// Tests for the Done state.
+
+#[test]
+fn done_has_no_timer_and_ignores_calls() {
+    let mut s = state_open();
+    s.set_deadline(100);
+    s.request_abort();
+    assert_eq!(s.next_timer(), 0);
+    s.set_deadline(5);
+    s.set_idle_timeout(5, || 0);
+    s.resume();
+    assert_eq!(s.request_close(true, || 9), Action::None);
+    s.fail(CloseReason::Reset);
+    assert_eq!(s.next_timer(), 0);
+    assert_eq!(s.phase(), Phase::Done);
     assert_eq!(name(&s), "Local");
 }
 
@@ -190,14 +251,14 @@ fn flushing_idle_does_not_fire() {
     s.heard_from_peer(0);
     s.request_close(true, || 1000);
     assert!(!s.expire(500));
-    assert_eq!(s.phase, Phase::Flushing);
+    assert_eq!(s.phase(), Phase::Flushing);
     assert_eq!(s.next_timer(), 1000, "only the close timeout is armed");
 }
 
 #[test]
 fn flushing_replaces_open_deadline_with_close_timeout() {
     let mut s = state_open();
-    s.deadline_at = 20;
+    s.set_deadline(20);
     s.request_close(true, || 1010);
     assert!(!s.expire(20), "the open deadline no longer applies");
     assert_eq!(s.next_timer(), 1010);
@@ -220,14 +281,14 @@ fn state_is_small() {
 fn draining_close_again_is_noop() {
     let mut s = state_draining();
     assert_eq!(s.request_close(false, || 50), Action::None);
-    assert_eq!(s.phase, Phase::Draining);
+    assert_eq!(s.phase(), Phase::Draining);
 }
 
 #[test]
 fn draining_error_ends_it_keeping_local() {
     let mut s = state_draining();
     s.fail(CloseReason::Reset);
-    assert_eq!(s.phase, Phase::Done);
+    assert_eq!(s.phase(), Phase::Done);
     assert_eq!(name(&s), "Local");
 }
 

@@ -82,6 +82,8 @@ pub struct Script {
     pub idle: Option<Duration>,
     /// Deadline set in `on_open`.
     pub deadline: Option<Duration>,
+    /// Called last in `on_open`, after everything above.
+    pub then: Option<fn(&mut Conn<'_>)>,
 }
 
 impl Handler for Rec {
@@ -105,6 +107,9 @@ impl Handler for Rec {
         }
         if self.script.close_on_open {
             conn.close();
+        }
+        if let Some(f) = self.script.then {
+            f(conn);
         }
     }
 

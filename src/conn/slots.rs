@@ -1,0 +1,145 @@
+//! [`ConnId`] and the generational slot allocator behind it.
+
+use std::fmt;
+
+/// Identifies one connection of one reactor: a slot index plus a generation.
+///
+/// Slots are reused, generations are not (until a slot has been reused 2^31
+/// times): an id of a closed connection never names the connection that took
+/// its slot, so a stale event or a late [`Handle::close`] misses harmlessly.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    index: u32,
+    gen: u32,
+}
+
+impl fmt::Debug for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ConnId({}v{})", self.index, self.gen)
+    }
+}
+
+impl fmt::Display for ConnId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}v{}", self.index, self.gen)
+    }
+}
+
+/// Bits of a `mio::Token` given to the slot index; the rest (but the top bit)
+/// carry the generation. The top bit marks listeners.
+const INDEX_BITS: u32 = usize::BITS / 2;
+const GEN_BITS: u32 = usize::BITS / 2 - 1;
+const GEN_MASK: u32 = ((1u64 << GEN_BITS) - 1) as u32;
+pub(crate) const LISTENER_BIT: usize = 1 << (usize::BITS - 1);
+/// How many slots ids can name: the index must fit its bits in a token and
+/// stay below `u32::MAX`.
+pub(crate) const MAX_SLOTS: usize = ((1u64 << INDEX_BITS) - 1) as usize;
+
+impl ConnId {
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+
+    pub(crate) fn token(self) -> mio::Token {
+        mio::Token(self.index as usize | ((self.gen as usize) << INDEX_BITS))
+    }
+
+    /// The id a connection token names; `None` for listener and waker tokens.
+    pub(crate) fn from_token(t: mio::Token) -> Option<ConnId> {
+        if t.0 & LISTENER_BIT != 0 {
+            return None;
+        }
+        Some(ConnId {
+            index: (t.0 & ((1usize << INDEX_BITS) - 1)) as u32,
+            gen: (t.0 >> INDEX_BITS) as u32,
+        })
+    }
+}
+
+/// A slab whose keys carry a generation. `get` with a stale id finds nothing.
+#[derive(Debug)]
+pub(crate) struct Slots<T> {
+    slab: slab::Slab<T>,
+    gens: Vec<u32>,
+}
+
+impl<T> Slots<T> {
+    /// Reserves `cap` slots: virtual memory only, pages become resident as
+    /// slots are used, and a burst of connections never reallocates.
+    pub(crate) fn with_capacity(cap: usize) -> Self {
+        Slots {
+            slab: slab::Slab::with_capacity(cap),
+            gens: Vec::with_capacity(cap),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// The id the next `insert` will get.
+    pub(crate) fn next_id(&self) -> ConnId {
+        let index = self.slab.vacant_key();
+        let gen = self.gens.get(index).copied().unwrap_or(0);
+        ConnId {
+            index: index as u32,
+            gen,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn insert(&mut self, value: T) -> (ConnId, &mut T) {
+        let entry = self.slab.vacant_entry();
+        let index = entry.key();
+        assert!(index < MAX_SLOTS, "too many connection slots");
+        if index == self.gens.len() {
+            self.gens.push(0);
+        }
+        let id = ConnId {
+            index: index as u32,
+            gen: self.gens[index],
+        };
+        (id, entry.insert(value))
+    }
+
+    #[inline]
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
+        if self.gens.get(id.index as usize) != Some(&id.gen) {
+            return None;
+        }
+        self.slab.get_mut(id.index as usize)
+    }
+
+    /// The live id at slot `index`, if any.
+    pub(crate) fn id_at(&self, index: usize) -> Option<ConnId> {
+        if self.slab.contains(index) {
+            Some(ConnId {
+                index: index as u32,
+                gen: self.gens[index],
+            })
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
+        let g = self.gens.get_mut(id.index as usize)?;
+        if *g != id.gen {
+            return None;
+        }
+        let value = self.slab.try_remove(id.index as usize)?;
+        *g = (*g + 1) & GEN_MASK;
+        Some(value)
+    }
+
+    pub(crate) fn ids(&self) -> Vec<ConnId> {
+        self.slab
+            .iter()
+            .map(|(k, _)| ConnId {
+                index: k as u32,
+                gen: self.gens[k],
+            })
+            .collect()
+    }
+}

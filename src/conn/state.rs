@@ -1,0 +1,407 @@
+//! The pure per-connection state machine: phases, causes, timers. No
+//! sockets, no clock: time comes in as ticks.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::close::CloseReason;
+
+/// Where a connection is in its life. Transitions are logged at trace level
+/// as `state=Open=>Flushing`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading and writing; callbacks are delivered.
+    Open,
+    /// `close()` was called with output still queued: flushing it, discarding input.
+    Flushing,
+    /// Our FIN is sent: discarding input until the peer's FIN or the close timeout,
+    /// so the kernel does not answer unread input with a reset.
+    Draining,
+    /// Finished: the reactor closes the socket and calls `on_close`.
+    Done,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// What the reactor must do to the socket after a transition.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    None,
+    /// `shutdown(Write)`: send our FIN, keep reading.
+    ShutdownWrite,
+}
+
+/// One-bit facts about a connection, packed in a byte (see [`State`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Flag(u8);
+
+impl Flag {
+    /// A read returned 0.
+    pub(crate) const PEER_FIN: Flag = Flag(1);
+    /// The last event carried a hang-up or error flag: read on after a short read.
+    pub(crate) const HUP_HINT: Flag = Flag(1 << 1);
+    /// The handler paused reading.
+    pub(crate) const PAUSED: Flag = Flag(1 << 2);
+    /// Reading stopped early (budget, or paused with data left): read again
+    /// from the ready list.
+    pub(crate) const MORE_TO_READ: Flag = Flag(1 << 3);
+    /// In the reactor's ready list.
+    pub(crate) const QUEUED: Flag = Flag(1 << 4);
+    /// Registered for writable events.
+    pub(crate) const WRITABLE_INTEREST: Flag = Flag(1 << 5);
+    /// A write would block: register for writable events.
+    pub(crate) const WANT_WRITABLE: Flag = Flag(1 << 6);
+    /// Close with SO_LINGER 0 (RST).
+    pub(crate) const ABORTIVE: Flag = Flag(1 << 7);
+}
+
+/// Flags only the state machine itself may change: they record what the
+/// handler asked for and what the peer did, and decide the phase.
+const OWN_FLAGS: u8 = Flag::PEER_FIN.0 | Flag::PAUSED.0 | Flag::ABORTIVE.0;
+
+/// The pure part of a connection: its phase, why it is closing, its hints
+/// and its timers (ticks; 0 = unset). No sockets here. Kept small: it is
+/// most of what an idle connection costs.
+///
+/// The fields are private: every change goes through a method that knows
+/// the phase, so a call meant for an open connection (a deadline, an idle
+/// timeout, pausing) cannot disturb a close in progress. What each method
+/// does in each phase:
+///
+/// | method | Open | Flushing, Draining | Done |
+/// |---|---|---|---|
+/// | `set_deadline`, `clear_deadline`, `set_idle_timeout` | as named | ignored: the close timeout governs | ignored |
+/// | `pause`, `resume` | as named | ignored: input is discarded | ignored |
+/// | `request_close` | starts the close, arms the close timeout | ignored | ignored |
+/// | `request_abort` | Done, abortive | Done, abortive | ignored |
+/// | `fail` | Done | Done; in Flushing the failure replaces the cause | ignored |
+#[derive(Debug)]
+pub(crate) struct State {
+    phase: Phase,
+    flags: u8,
+    /// The first cause observed.
+    cause: Option<CloseReason>,
+    /// Idle timeout in ms; 0 = none.
+    idle_ms: u32,
+    /// When the idle timer fires (while open).
+    idle_at: u64,
+    /// While open: the handler's deadline. While closing: the close timeout,
+    /// which only `request_close` sets.
+    deadline_at: u64,
+}
+
+impl State {
+    pub(crate) fn new(idle_ms: u32) -> State {
+        State {
+            phase: Phase::Open,
+            flags: 0,
+            cause: None,
+            idle_ms,
+            idle_at: 0,
+            deadline_at: 0,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    #[inline]
+    pub(crate) fn has(&self, f: Flag) -> bool {
+        self.flags & f.0 != 0
+    }
+
+    #[inline]
+    pub(crate) fn has_any(&self, a: Flag, b: Flag) -> bool {
+        self.flags & (a.0 | b.0) != 0
+    }
+
+    /// Sets or clears one of the reactor's bookkeeping flags (hints,
+    /// registration, ready list). The flags that decide the phase change
+    /// only through the transitions below.
+    #[inline]
+    pub(crate) fn set(&mut self, f: Flag, on: bool) {
+        debug_assert!(f.0 & OWN_FLAGS == 0, "{f:?} changes only by a transition");
+        self.put(f, on);
+    }
+
+    #[inline]
+    fn put(&mut self, f: Flag, on: bool) {
+        if on {
+            self.flags |= f.0;
+        } else {
+            self.flags &= !f.0;
+        }
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        if self.phase != phase {
+            log::trace!("state={}=>{}", self.phase, phase);
+            self.phase = phase;
+        }
+        if phase == Phase::Done {
+            // No timer outlives the connection.
+            self.idle_at = 0;
+            self.deadline_at = 0;
+        }
+    }
+
+    /// Records `reason` unless an earlier cause is known (first cause wins).
+    /// A panic is always recorded: it says the handler is broken.
+    #[inline]
+    fn note_cause(&mut self, reason: CloseReason) {
+        if self.cause.is_none() || matches!(reason, CloseReason::Panicked) {
+            self.cause = Some(reason);
+        }
+    }
+
+    /// The reason to report, once Done: the cause, or `Local` if none was
+    /// recorded.
+    pub(crate) fn take_reason(&mut self) -> CloseReason {
+        debug_assert_eq!(self.phase, Phase::Done);
+        self.cause.take().unwrap_or(CloseReason::Local)
+    }
+
+    /// The cause recorded so far, if any.
+    #[cfg(test)]
+    pub(crate) fn cause(&self) -> Option<&CloseReason> {
+        self.cause.as_ref()
+    }
+
+    /// The connection is dead or must end now: no flush, no drain.
+    ///
+    /// First cause wins, with two exceptions: a panic always wins, and a
+    /// failure while flushing (a write error, the close timeout, a shutdown)
+    /// replaces `Local` or `PeerClosed`: output queued before `close()` was
+    /// lost, and that is what ended the connection.
+    pub(crate) fn fail(&mut self, reason: CloseReason) {
+        match self.phase {
+            Phase::Done => {
+                if matches!(reason, CloseReason::Panicked) {
+                    self.cause = Some(reason);
+                }
+                return;
+            }
+            Phase::Flushing if !matches!(self.cause, Some(CloseReason::Panicked)) => {
+                self.cause = Some(reason);
+            }
+            _ => self.note_cause(reason),
+        }
+        self.set_phase(Phase::Done);
+    }
+
+    /// Whether callbacks may still be delivered and writes are taken.
+    #[inline]
+    pub(crate) fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// Whether the socket should be read: input is delivered while open and
+    /// discarded while closing; nothing is read after the peer's FIN.
+    #[inline]
+    pub(crate) fn may_read(&self) -> bool {
+        match self.phase {
+            Phase::Open => !self.has(Flag::PAUSED) && !self.has(Flag::PEER_FIN),
+            Phase::Flushing | Phase::Draining => !self.has(Flag::PEER_FIN),
+            Phase::Done => false,
+        }
+    }
+
+    /// Whether the connection needs no bookkeeping after what just happened:
+    /// open, nothing to register, nothing queued to read, no timer. The
+    /// common case.
+    #[inline]
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.phase == Phase::Open
+            && !self.has_any(Flag::WANT_WRITABLE, Flag::MORE_TO_READ)
+            && self.idle_at == 0
+            && self.deadline_at == 0
+    }
+
+    /// A graceful close was asked for (`Conn::close`). The close timeout
+    /// starts now and replaces the idle timer and any deadline. `now` is only
+    /// asked for when a timer is needed (not after the peer's FIN with
+    /// nothing queued, the common case). Ignored unless open.
+    pub(crate) fn request_close(
+        &mut self,
+        has_pending: bool,
+        close_deadline: impl FnOnce() -> u64,
+    ) -> Action {
+        if self.phase != Phase::Open {
+            return Action::None;
+        }
+        self.note_cause(CloseReason::Local);
+        self.put(Flag::PAUSED, false);
+        self.idle_at = 0;
+        if !has_pending && self.has(Flag::PEER_FIN) {
+            self.set_phase(Phase::Done);
+            return Action::None;
+        }
+        self.deadline_at = close_deadline();
+        if has_pending {
+            self.set_phase(Phase::Flushing);
+            Action::None
+        } else {
+            self.flushed()
+        }
+    }
+
+    /// An abortive close was asked for (`Conn::abort`): queued output is
+    /// dropped on purpose and the peer gets a reset. Ignored once Done.
+    pub(crate) fn request_abort(&mut self) {
+        if self.phase != Phase::Done {
+            self.note_cause(CloseReason::Local);
+            self.put(Flag::ABORTIVE, true);
+            self.set_phase(Phase::Done);
+        }
+    }
+
+    /// All queued output was written while closing.
+    pub(crate) fn flushed(&mut self) -> Action {
+        if self.has(Flag::PEER_FIN) {
+            // Nothing unread can follow a FIN: close(2) sends ours cleanly.
+            self.set_phase(Phase::Done);
+            Action::None
+        } else {
+            self.set_phase(Phase::Draining);
+            Action::ShutdownWrite
+        }
+    }
+
+    /// A read returned 0. Returns true when the handler should hear of it
+    /// (`on_read_closed`).
+    #[inline]
+    pub(crate) fn eof(&mut self) -> bool {
+        self.put(Flag::PEER_FIN, true);
+        self.put(Flag::HUP_HINT, false);
+        self.note_cause(CloseReason::PeerClosed);
+        match self.phase {
+            Phase::Open => true,
+            Phase::Flushing => false,
+            Phase::Draining => {
+                self.set_phase(Phase::Done);
+                false
+            }
+            Phase::Done => false,
+        }
+    }
+
+    /// The earliest timer that matters in this phase, in ticks; 0 if none.
+    pub(crate) fn next_timer(&self) -> u64 {
+        match self.phase {
+            Phase::Open => match (self.idle_at, self.deadline_at) {
+                (0, d) => d,
+                (i, 0) => i,
+                (i, d) => i.min(d),
+            },
+            Phase::Flushing | Phase::Draining => self.deadline_at,
+            Phase::Done => 0,
+        }
+    }
+
+    /// Fires the timers due at `now`. Returns true if the connection must end.
+    ///
+    /// The close timeout in Draining ends the connection as closed (our FIN
+    /// and all output went out). In Flushing, output is still queued: the
+    /// peer gets a reset rather than a clean EOF after partial data, and the
+    /// reason is [`CloseReason::FlushTimeout`].
+    pub(crate) fn expire(&mut self, now: u64) -> bool {
+        let due = |t: u64| t != 0 && t <= now;
+        match self.phase {
+            Phase::Flushing if due(self.deadline_at) => {
+                log::debug!("close timeout passed with output queued");
+                self.put(Flag::ABORTIVE, true);
+                self.fail(CloseReason::FlushTimeout);
+                true
+            }
+            Phase::Draining if due(self.deadline_at) => {
+                log::debug!("close timeout passed waiting for the peer's FIN");
+                self.set_phase(Phase::Done);
+                true
+            }
+            Phase::Open if due(self.deadline_at) => {
+                self.fail(CloseReason::Deadline);
+                true
+            }
+            Phase::Open if due(self.idle_at) => {
+                self.fail(CloseReason::Idle);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether bytes from the peer re-arm an idle timer (so the caller reads
+    /// the clock only then).
+    #[inline]
+    pub(crate) fn has_idle_timeout(&self) -> bool {
+        self.idle_ms != 0 && self.phase == Phase::Open
+    }
+
+    /// Bytes arrived at `now`: push the idle timer back. No syscall, no
+    /// allocation: the timer wheel is told only if the time moved earlier.
+    pub(crate) fn heard_from_peer(&mut self, now: u64) {
+        if self.has_idle_timeout() {
+            self.idle_at = now + u64::from(self.idle_ms) + 1;
+        }
+    }
+
+    /// `Conn::set_idle_timeout`: a new idle timeout (ms, 0 = none), running
+    /// from `now`. Ignored unless open.
+    pub(crate) fn set_idle_timeout(&mut self, ms: u32, now: impl FnOnce() -> u64) {
+        if self.phase == Phase::Open {
+            self.idle_ms = ms;
+            self.idle_at = 0;
+            if ms != 0 {
+                self.heard_from_peer(now());
+            }
+        }
+    }
+
+    /// `Conn::set_deadline`: the connection ends at `at` with `Deadline`.
+    /// Ignored unless open: a close in progress keeps its close timeout.
+    pub(crate) fn set_deadline(&mut self, at: u64) {
+        if self.phase == Phase::Open {
+            self.deadline_at = at;
+        }
+    }
+
+    /// `Conn::clear_deadline`. Ignored unless open.
+    pub(crate) fn clear_deadline(&mut self) {
+        if self.phase == Phase::Open {
+            self.deadline_at = 0;
+        }
+    }
+
+    /// `Conn::pause_reading`. Ignored unless open: while closing, input is
+    /// read and discarded so that the kernel does not answer it with a reset.
+    pub(crate) fn pause(&mut self) {
+        if self.phase == Phase::Open {
+            self.put(Flag::PAUSED, true);
+        }
+    }
+
+    /// `Conn::resume_reading`. Ignored unless open and paused.
+    pub(crate) fn resume(&mut self) {
+        if self.phase == Phase::Open && self.has(Flag::PAUSED) {
+            self.put(Flag::PAUSED, false);
+            self.put(Flag::MORE_TO_READ, true);
+        }
+    }
+}
+
+/// Converts a duration to whole ticks (milliseconds), rounding up.
+pub(crate) fn ticks(d: Duration) -> u64 {
+    let ms = d.as_millis();
+    let ms = if d > Duration::from_millis(ms as u64) {
+        ms + 1
+    } else {
+        ms
+    };
+    u64::try_from(ms).unwrap_or(u64::MAX / 4).min(u64::MAX / 4)
+}
