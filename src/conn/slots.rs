@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// Slots are reused, generations are not (until a slot has been reused 2^31
 /// times): an id of a closed connection never names the connection that took
-/// its slot, so a stale event or a late [`Handle::close`] misses harmlessly.
+/// its slot, so a stale event or a late [`Handle::close`](crate::Handle::close) misses harmlessly.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
     index: u32,
