@@ -331,8 +331,12 @@ impl Conn<'_> {
     /// Open or closing: as above (while closing, this gives up on the flush).
     /// Closed: ignored.
     pub fn abort(&mut self) {
-        self.core.out = None;
         self.core.st.request_abort();
+        if self.core.st.has(Flag::ABORTIVE) {
+            // Only an abort that took effect drops the queue: after a
+            // failure, queued output must still make the close a reset.
+            self.core.out = None;
+        }
     }
 
     /// Stops reading from this connection until
@@ -402,5 +406,7 @@ impl Conn<'_> {
     }
 }
 
+#[cfg(test)]
+mod model;
 #[cfg(test)]
 mod tests;

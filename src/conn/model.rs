@@ -1,0 +1,604 @@
+//! Model-based test of the connection state machine.
+//!
+//! Random sequences of handler calls (write, close, abort, pause, resume,
+//! set/clear deadline, set_idle_timeout) and socket events (data, EOF, read
+//! and write errors, writable, time passing, a panic, a shutdown) drive the
+//! real [`State`] exactly as the reactor and [`Conn`](super::Conn) do, and a
+//! small reference model beside it. After every step:
+//!
+//! - the phases agree, and so do the armed timers;
+//! - once Done, nothing changes it again and no timer is armed;
+//! - while closing, the close timeout is armed, at the time `close()` set;
+//! - our FIN goes out only with nothing queued;
+//!
+//! and when the connection ends (once):
+//!
+//! - the reported reason is the first cause observed (a panic always wins; a
+//!   failure while flushing replaces `Local`/`PeerClosed`);
+//! - output still queued means a reset, never a clean close; so a clean
+//!   `Local` means every byte queued before `close()` went out before our FIN.
+//!
+//! `HANGUP_MODEL_SEED` replays a run; `HANGUP_MODEL_CASES` sets how many
+//! sequences (default 20,000). A failure prints the seed and the sequence,
+//! shrunk to the steps that matter.
+
+use std::io;
+
+use super::state::{Action, Flag, Phase, State};
+use crate::close::{reason_from_error, CloseReason};
+
+/// `Config::close_timeout`, in ticks.
+const CLOSE: u64 = 100;
+/// `Config::max_write_buffer`.
+const MAX_WB: usize = 1_000;
+
+#[derive(Clone, Copy, Debug)]
+enum Call {
+    Write(usize),
+    Close,
+    Abort,
+    Pause,
+    Resume,
+    SetDeadline(u64),
+    ClearDeadline,
+    SetIdle(u32),
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// A callback (or `Handle` commands) making these calls in a row.
+    Calls(Vec<Call>),
+    Data,
+    Eof,
+    ReadError(io::ErrorKind),
+    WriteError(io::ErrorKind),
+    Writable(usize),
+    Advance(u64),
+    Panic,
+    Shutdown,
+}
+
+const ERRORS: [io::ErrorKind; 5] = [
+    io::ErrorKind::ConnectionReset,
+    io::ErrorKind::BrokenPipe,
+    io::ErrorKind::TimedOut,
+    io::ErrorKind::HostUnreachable,
+    io::ErrorKind::PermissionDenied,
+];
+
+fn gen_call(rng: &mut fastrand::Rng) -> Call {
+    match rng.u8(0..16) {
+        0..=4 => Call::Write(rng.usize(1..=400)),
+        5..=7 => Call::Close,
+        8 => Call::Abort,
+        9 => Call::Pause,
+        10 => Call::Resume,
+        11 | 12 => Call::SetDeadline(rng.u64(0..=300)),
+        13 => Call::ClearDeadline,
+        _ => Call::SetIdle(rng.u32(0..=200)),
+    }
+}
+
+fn gen_step(rng: &mut fastrand::Rng) -> Step {
+    match rng.u8(0..20) {
+        0..=6 => Step::Calls((0..rng.usize(1..=4)).map(|_| gen_call(rng)).collect()),
+        7 | 8 => Step::Data,
+        9 => Step::Eof,
+        10 => Step::ReadError(ERRORS[rng.usize(..ERRORS.len())]),
+        11 => Step::WriteError(ERRORS[rng.usize(..ERRORS.len())]),
+        12..=14 => Step::Writable(rng.usize(1..=600)),
+        15..=17 => Step::Advance(rng.u64(1..=120)),
+        18 => Step::Panic,
+        _ => Step::Shutdown,
+    }
+}
+
+/// The reference model: what should happen, written plainly.
+#[derive(Debug)]
+struct Model {
+    phase: Phase,
+    pending: usize,
+    peer_fin: bool,
+    paused: bool,
+    deadline: u64,
+    idle_ms: u32,
+    idle_at: u64,
+    close_at: u64,
+    cause: Option<CloseReason>,
+    abortive: bool,
+}
+
+impl Model {
+    fn new() -> Model {
+        Model {
+            phase: Phase::Open,
+            pending: 0,
+            peer_fin: false,
+            paused: false,
+            deadline: 0,
+            idle_ms: 0,
+            idle_at: 0,
+            close_at: 0,
+            cause: None,
+            abortive: false,
+        }
+    }
+
+    fn first(&mut self, r: CloseReason) {
+        if self.cause.is_none() {
+            self.cause = Some(r);
+        }
+    }
+
+    fn end(&mut self, r: CloseReason) {
+        let panicked = matches!(self.cause, Some(CloseReason::Panicked));
+        match self.phase {
+            Phase::Done => {}
+            _ if matches!(r, CloseReason::Panicked) => self.cause = Some(r),
+            Phase::Flushing if !panicked => self.cause = Some(r),
+            _ => self.first(r),
+        }
+        self.phase = Phase::Done;
+    }
+
+    fn readable(&self) -> bool {
+        match self.phase {
+            Phase::Open => !self.paused && !self.peer_fin,
+            Phase::Flushing | Phase::Draining => !self.peer_fin,
+            Phase::Done => false,
+        }
+    }
+
+    fn next_timer(&self) -> u64 {
+        match self.phase {
+            Phase::Open => [self.idle_at, self.deadline]
+                .into_iter()
+                .filter(|&t| t != 0)
+                .min()
+                .unwrap_or(0),
+            Phase::Flushing | Phase::Draining => self.close_at,
+            Phase::Done => 0,
+        }
+    }
+}
+
+/// The real state plus what the reactor keeps beside it.
+struct Real {
+    st: State,
+    /// `Core::out`'s pending bytes.
+    pending: usize,
+}
+
+struct Run {
+    now: u64,
+    real: Real,
+    model: Model,
+    finished: bool,
+}
+
+type Check = Result<(), String>;
+
+fn ensure(cond: bool, what: impl FnOnce() -> String) -> Check {
+    if cond {
+        Ok(())
+    } else {
+        Err(what())
+    }
+}
+
+impl Run {
+    fn new() -> Run {
+        Run {
+            now: 0,
+            real: Real {
+                st: State::new(0),
+                pending: 0,
+            },
+            model: Model::new(),
+            finished: false,
+        }
+    }
+
+    /// Our FIN goes out (`Action::ShutdownWrite`): nothing may be queued.
+    fn act(&self, action: Action) -> Check {
+        if action == Action::ShutdownWrite {
+            ensure(self.real.pending == 0, || {
+                format!("FIN sent with {} bytes queued", self.real.pending)
+            })?;
+        }
+        Ok(())
+    }
+
+    fn call(&mut self, call: Call) -> Check {
+        let (now, r, m) = (self.now, &mut self.real, &mut self.model);
+        match call {
+            Call::Write(n) => {
+                // Conn::write: ignored unless open; the kernel takes nothing here.
+                if r.st.is_open() {
+                    r.pending += n;
+                    if r.pending > MAX_WB {
+                        r.st.fail(CloseReason::Backpressure);
+                    }
+                }
+                if m.phase == Phase::Open {
+                    m.pending += n;
+                    if m.pending > MAX_WB {
+                        m.end(CloseReason::Backpressure);
+                    }
+                }
+            }
+            Call::Close => {
+                // Conn::close
+                let action = r.st.request_close(r.pending > 0, || now + CLOSE);
+                self.act(action)?;
+                let m = &mut self.model;
+                if m.phase == Phase::Open {
+                    m.first(CloseReason::Local);
+                    m.paused = false;
+                    m.idle_at = 0;
+                    m.deadline = 0;
+                    if m.pending == 0 && m.peer_fin {
+                        m.phase = Phase::Done;
+                    } else {
+                        m.close_at = now + CLOSE;
+                        m.phase = match (m.pending > 0, m.peer_fin) {
+                            (true, _) => Phase::Flushing,
+                            (false, false) => Phase::Draining,
+                            (false, true) => Phase::Done,
+                        };
+                    }
+                }
+            }
+            Call::Abort => {
+                // Conn::abort
+                r.st.request_abort();
+                if r.st.has(Flag::ABORTIVE) {
+                    r.pending = 0;
+                }
+                if m.phase != Phase::Done {
+                    m.first(CloseReason::Local);
+                    m.abortive = true;
+                    m.pending = 0;
+                    m.phase = Phase::Done;
+                }
+            }
+            Call::Pause => {
+                r.st.pause();
+                if m.phase == Phase::Open {
+                    m.paused = true;
+                }
+            }
+            Call::Resume => {
+                r.st.resume();
+                if m.phase == Phase::Open {
+                    m.paused = false;
+                }
+            }
+            Call::SetDeadline(after) => {
+                r.st.set_deadline(now + after + 1);
+                if m.phase == Phase::Open {
+                    m.deadline = now + after + 1;
+                }
+            }
+            Call::ClearDeadline => {
+                r.st.clear_deadline();
+                if m.phase == Phase::Open {
+                    m.deadline = 0;
+                }
+            }
+            Call::SetIdle(ms) => {
+                r.st.set_idle_timeout(ms, || now);
+                if m.phase == Phase::Open {
+                    m.idle_ms = ms;
+                    m.idle_at = if ms == 0 { 0 } else { now + u64::from(ms) + 1 };
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, step: &Step) -> Check {
+        let now = self.now;
+        match *step {
+            Step::Calls(_) => unreachable!(),
+            Step::Data => {
+                // read_ready: read while may_read; deliver (and re-arm idle) while open.
+                let r = &mut self.real;
+                if r.st.may_read() && r.st.is_open() {
+                    r.st.heard_from_peer(now);
+                }
+                let m = &mut self.model;
+                if m.readable() && m.phase == Phase::Open && m.idle_ms != 0 {
+                    m.idle_at = now + u64::from(m.idle_ms) + 1;
+                }
+            }
+            Step::Eof => {
+                let r = &mut self.real;
+                if r.st.may_read() {
+                    r.st.eof();
+                }
+                let m = &mut self.model;
+                if m.readable() {
+                    m.peer_fin = true;
+                    m.first(CloseReason::PeerClosed);
+                    if m.phase == Phase::Draining {
+                        m.phase = Phase::Done;
+                    }
+                }
+            }
+            Step::ReadError(kind) => {
+                let r = &mut self.real;
+                if r.st.may_read() {
+                    r.st.fail(reason_from_error(kind.into()));
+                }
+                if self.model.readable() {
+                    self.model.end(reason_from_error(kind.into()));
+                }
+            }
+            Step::WriteError(kind) => {
+                // Core::flush hitting an error: the queue is dropped.
+                let r = &mut self.real;
+                if r.pending > 0 {
+                    r.pending = 0;
+                    r.st.fail(reason_from_error(kind.into()));
+                }
+                let m = &mut self.model;
+                if m.pending > 0 && m.phase != Phase::Done {
+                    m.pending = 0;
+                    m.end(reason_from_error(kind.into()));
+                }
+            }
+            Step::Writable(k) => {
+                // write_ready
+                let r = &mut self.real;
+                if r.pending > 0 {
+                    r.pending -= k.min(r.pending);
+                    if r.pending == 0 && r.st.phase() == Phase::Flushing {
+                        let action = r.st.flushed();
+                        self.act(action)?;
+                    }
+                }
+                let m = &mut self.model;
+                if m.pending > 0 && m.phase != Phase::Done {
+                    m.pending -= k.min(m.pending);
+                    if m.pending == 0 && m.phase == Phase::Flushing {
+                        m.phase = if m.peer_fin {
+                            Phase::Done
+                        } else {
+                            Phase::Draining
+                        };
+                    }
+                }
+            }
+            Step::Advance(dt) => {
+                self.now += dt;
+                let now = self.now;
+                // The wheel may fire early (lazy re-arm): expire must cope.
+                self.real.st.expire(now);
+                let m = &mut self.model;
+                let due = |t: u64| t != 0 && t <= now;
+                match m.phase {
+                    Phase::Flushing if due(m.close_at) => {
+                        m.abortive = true;
+                        m.end(CloseReason::FlushTimeout);
+                    }
+                    Phase::Draining if due(m.close_at) => m.phase = Phase::Done,
+                    Phase::Open if due(m.deadline) => m.end(CloseReason::Deadline),
+                    Phase::Open if due(m.idle_at) => m.end(CloseReason::Idle),
+                    _ => {}
+                }
+            }
+            Step::Panic => {
+                // deliver: only an open connection gets callbacks.
+                if self.real.st.is_open() {
+                    self.real.st.fail(CloseReason::Panicked);
+                }
+                if self.model.phase == Phase::Open {
+                    self.model.end(CloseReason::Panicked);
+                }
+            }
+            Step::Shutdown => {
+                self.real.st.fail(CloseReason::Shutdown);
+                self.model.end(CloseReason::Shutdown);
+            }
+        }
+        Ok(())
+    }
+
+    /// After every step.
+    fn invariants(&self, was_done: bool) -> Check {
+        let (st, m) = (&self.real.st, &self.model);
+        ensure(st.phase() == m.phase, || {
+            format!("phase {} but the model says {}", st.phase(), m.phase)
+        })?;
+        ensure(!was_done || st.phase() == Phase::Done, || {
+            "left Done".to_string()
+        })?;
+        ensure(self.real.pending == m.pending, || {
+            format!(
+                "{} bytes queued but the model says {}",
+                self.real.pending, m.pending
+            )
+        })?;
+        ensure(st.next_timer() == m.next_timer(), || {
+            format!(
+                "timer at {} but the model says {}",
+                st.next_timer(),
+                m.next_timer()
+            )
+        })?;
+        match st.phase() {
+            Phase::Flushing | Phase::Draining => ensure(
+                st.next_timer() != 0 && st.next_timer() == m.close_at,
+                || format!("closing without its close timeout ({})", st.next_timer()),
+            ),
+            Phase::Done => ensure(st.next_timer() == 0, || "timer armed after Done".into()),
+            Phase::Open => Ok(()),
+        }
+    }
+
+    /// The reactor's `finish`: once, when Done.
+    fn finish(&mut self) -> Check {
+        ensure(!self.finished, || "finished twice".into())?;
+        self.finished = true;
+        let abortive = self.real.st.has(Flag::ABORTIVE) || self.real.pending > 0;
+        let reason = self.real.st.take_reason();
+        let want = self.model.cause.take().unwrap_or(CloseReason::Local);
+        ensure(reason.name() == want.name(), || {
+            format!("reported {reason:?}, the first cause was {want:?}")
+        })?;
+        let model_abortive = self.model.abortive || self.model.pending > 0;
+        ensure(abortive == model_abortive, || {
+            format!("reset: {abortive}, the model says {model_abortive}")
+        })?;
+        // Output never vanishes behind a clean close.
+        ensure(abortive || self.real.pending == 0, || {
+            format!("clean close with {} bytes unsent", self.real.pending)
+        })?;
+        if matches!(reason, CloseReason::Local) && !abortive {
+            ensure(self.model.pending == 0, || {
+                "a clean Local with output lost".into()
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `steps`; returns the failure and how many steps it took.
+fn run(steps: &[Step]) -> Result<(), (usize, String)> {
+    let mut r = Run::new();
+    for (i, step) in steps.iter().enumerate() {
+        let fail = |e: String| (i, e);
+        if let Step::Calls(calls) = step {
+            for &c in calls {
+                let was_done = r.real.st.phase() == Phase::Done;
+                r.call(c).map_err(fail)?;
+                r.invariants(was_done).map_err(fail)?;
+            }
+        } else {
+            r.event(step).map_err(fail)?;
+            r.invariants(false).map_err(fail)?;
+        }
+        if r.real.st.phase() == Phase::Done {
+            return r.finish().map_err(fail);
+        }
+    }
+    // Still open: a shutdown ends it.
+    r.event(&Step::Shutdown)
+        .and_then(|()| r.invariants(false))
+        .and_then(|()| r.finish())
+        .map_err(|e| (steps.len(), e))
+}
+
+/// Drops steps (and calls within steps) while the run still fails.
+fn shrink(mut steps: Vec<Step>) -> Vec<Step> {
+    loop {
+        let mut smaller = false;
+        let mut i = 0;
+        while i < steps.len() {
+            let mut t = steps.clone();
+            t.remove(i);
+            if run(&t).is_err() {
+                steps = t;
+                smaller = true;
+                continue;
+            }
+            if let Step::Calls(calls) = &steps[i] {
+                for j in 0..calls.len() {
+                    let mut c = calls.clone();
+                    c.remove(j);
+                    let mut t = steps.clone();
+                    t[i] = Step::Calls(c);
+                    if run(&t).is_err() {
+                        steps = t;
+                        smaller = true;
+                        break;
+                    }
+                }
+            }
+            i += 1;
+        }
+        if !smaller {
+            return steps;
+        }
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn model_random_sequences_keep_every_invariant() {
+    let seed = env_u64("HANGUP_MODEL_SEED").unwrap_or_else(|| fastrand::u64(..));
+    let cases = env_u64("HANGUP_MODEL_CASES").unwrap_or(20_000);
+    println!("model: {cases} sequences, HANGUP_MODEL_SEED={seed}");
+    let mut ends = std::collections::BTreeMap::<&str, usize>::new();
+    let mut steps_run = 0usize;
+    for case in 0..cases {
+        let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(case));
+        let steps: Vec<Step> = (0..rng.usize(1..=40)).map(|_| gen_step(&mut rng)).collect();
+        if let Err((at, e)) = run(&steps) {
+            let small = shrink(steps.clone());
+            let (at_small, e_small) = run(&small).expect_err("still fails");
+            panic!(
+                "HANGUP_MODEL_SEED={seed} case {case}: step {at}: {e}\n\
+                 shrunk to {} steps (fails at step {at_small}: {e_small}):\n{small:#?}",
+                small.len()
+            );
+        }
+        steps_run += steps.len();
+        // Tally how sequences ended, so a change in coverage shows.
+        let mut r = Run::new();
+        for step in &steps {
+            match step {
+                Step::Calls(calls) => {
+                    for &c in calls {
+                        let _ = r.call(c);
+                    }
+                }
+                s => {
+                    let _ = r.event(s);
+                }
+            }
+            if r.real.st.phase() == Phase::Done {
+                break;
+            }
+        }
+        let name = if r.real.st.phase() == Phase::Done {
+            r.real.st.take_reason().name()
+        } else {
+            "(open: Shutdown)"
+        };
+        *ends.entry(name).or_default() += 1;
+    }
+    println!("model: {steps_run} steps, endings: {ends:?}");
+    for reason in [
+        "PeerClosed",
+        "Reset",
+        "TimedOut",
+        "Idle",
+        "Deadline",
+        "Local",
+        "Backpressure",
+        "FlushTimeout",
+        "Shutdown",
+        "Panicked",
+        "Error",
+    ] {
+        assert!(
+            cases < 1_000 || ends.contains_key(reason),
+            "no sequence ended with {reason}: the generator lost coverage"
+        );
+    }
+}
+
+#[test]
+fn model_catches_a_close_timeout_removed_after_close() {
+    // The outside battery's first defect, as a sequence: it must pass now.
+    let steps = vec![
+        Step::Calls(vec![Call::Close, Call::ClearDeadline]),
+        Step::Advance(CLOSE + 1),
+    ];
+    run(&steps).unwrap();
+}
