@@ -56,6 +56,16 @@ pub enum CloseReason {
     Panicked,
     /// Any other error, with the errno kept (see [`raw_os_error`](CloseReason::raw_os_error)).
     Error(io::Error),
+    /// An outbound connect ([`Reactor::connect`](crate::Reactor::connect),
+    /// [`Connector::connect`](crate::Connector::connect)) failed; the handler
+    /// got no `on_open`. The error is what the OS said: `ConnectionRefused`
+    /// (ECONNREFUSED: an RST answered our SYN), `TimedOut` (ETIMEDOUT: the
+    /// kernel's SYN retries ran out, about 127 s on Linux; or hangup's own
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout), whose
+    /// error has no errno), `HostUnreachable`/`NetworkUnreachable`
+    /// (EHOSTUNREACH, ENETUNREACH), `AddrNotAvailable` (EADDRNOTAVAIL: no
+    /// local port left), and so on.
+    ConnectFailed(io::Error),
 }
 
 /// errno values named in the docs, per platform; `None` where it has none.
@@ -85,7 +95,7 @@ impl CloseReason {
         match self {
             CloseReason::Reset => ECONNRESET,
             CloseReason::TimedOut => ETIMEDOUT,
-            CloseReason::Error(e) => e.raw_os_error(),
+            CloseReason::Error(e) | CloseReason::ConnectFailed(e) => e.raw_os_error(),
             _ => None,
         }
     }
@@ -114,6 +124,7 @@ impl CloseReason {
             CloseReason::Shutdown => "Shutdown",
             CloseReason::Panicked => "Panicked",
             CloseReason::Error(_) => "Error",
+            CloseReason::ConnectFailed(_) => "ConnectFailed",
         }
     }
 }
@@ -132,7 +143,43 @@ impl fmt::Display for CloseReason {
             CloseReason::Shutdown => f.write_str("reactor shut down"),
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::Error(e) => write!(f, "error: {e}"),
+            CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
         }
+    }
+}
+
+/// What a writable (or error) event on a connecting socket means.
+#[derive(Debug)]
+pub(crate) enum ConnectOutcome {
+    /// Connected.
+    Connected,
+    /// Not yet: a spurious event.
+    Pending,
+    /// The connect failed with this error.
+    Failed(io::Error),
+}
+
+/// Decides what `SO_ERROR` and `getpeername` say about a non-blocking
+/// connect, as mio documents it: an error in `SO_ERROR` is the connect's
+/// failure; otherwise `peer_addr` succeeding means connected, and
+/// `NotConnected` (ENOTCONN) or EINPROGRESS means not yet. Pure.
+pub(crate) fn classify_connect(
+    so_error: io::Result<Option<io::Error>>,
+    peer_addr: impl FnOnce() -> io::Result<std::net::SocketAddr>,
+) -> ConnectOutcome {
+    match so_error {
+        Ok(Some(e)) | Err(e) => ConnectOutcome::Failed(e),
+        Ok(None) => match peer_addr() {
+            Ok(_) => ConnectOutcome::Connected,
+            Err(e)
+                if e.kind() == io::ErrorKind::NotConnected
+                    || e.kind() == io::ErrorKind::WouldBlock
+                    || e.raw_os_error() == crate::sys::EINPROGRESS =>
+            {
+                ConnectOutcome::Pending
+            }
+            Err(e) => ConnectOutcome::Failed(e),
+        },
     }
 }
 

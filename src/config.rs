@@ -33,6 +33,7 @@ pub struct Config {
     pub(crate) events_capacity: usize,
     pub(crate) nodelay: bool,
     pub(crate) listen_backlog: u32,
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -49,6 +50,7 @@ impl Default for Config {
             events_capacity: 1024,
             nodelay: false,
             listen_backlog: 1024,
+            connect_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -193,6 +195,23 @@ impl Config {
         self
     }
 
+    /// How long an outbound connect ([`Reactor::connect`](crate::Reactor::connect),
+    /// [`Connector::connect`](crate::Connector::connect)) may take before it
+    /// fails with [`CloseReason::ConnectFailed`](crate::CloseReason::ConnectFailed)
+    /// and `ErrorKind::TimedOut`. Default: 30 s (as Netty; Envoy uses 5 s).
+    /// Nonzero, at most `u32::MAX` ms.
+    ///
+    /// # Notes
+    ///
+    /// With `None`, a peer that never answers our SYN is given up on only
+    /// when the kernel's SYN retries run out: about 127 s on Linux with the
+    /// default `net.ipv4.tcp_syn_retries = 6`. A timeout longer than that
+    /// never fires.
+    pub fn connect_timeout(mut self, t: Option<Duration>) -> Self {
+        self.connect_timeout = t;
+        self
+    }
+
     /// The configured [`max_connections`](Config::max_connections).
     pub fn get_max_connections(&self) -> usize {
         self.max_connections
@@ -235,6 +254,7 @@ impl Config {
     ///   (the most one `read` returns on Linux), or `read_budget` is below it;
     /// - `idle_timeout` is `Some(0)` or past `u32::MAX` ms (49.7 days);
     /// - `close_timeout` is 0;
+    /// - `connect_timeout` is `Some(0)` or past `u32::MAX` ms;
     /// - a keepalive time is below one second, not whole seconds, or past the
     ///   kernel's maximum (32,767 s), or `retries` is 0 or past 127;
     /// - `user_timeout` is zero, not whole milliseconds, or past `i32::MAX` ms
@@ -285,6 +305,14 @@ impl Config {
             if t.as_millis() > u128::from(u32::MAX) {
                 return Err(invalid(&format!(
                     "idle_timeout must be at most {} ms",
+                    u32::MAX
+                )));
+            }
+        }
+        if let Some(t) = self.connect_timeout {
+            if t.is_zero() || t.as_millis() > u128::from(u32::MAX) {
+                return Err(invalid(&format!(
+                    "connect_timeout must be 1 to {} ms (use None to leave it to the kernel)",
                     u32::MAX
                 )));
             }

@@ -1,5 +1,6 @@
 //! Connections: [`ConnId`], the generational slot allocator, the pure
-//! per-connection state machine, and the borrowed [`Conn`] view handlers get.
+//! per-connection state machine, the table of every connection's socket-side
+//! data, and the borrowed [`Conn`] view handlers get.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -11,6 +12,7 @@ use mio::net::TcpStream;
 use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
 use crate::handle::Handle;
+use crate::timer::Wheel;
 
 mod slots;
 mod state;
@@ -77,6 +79,79 @@ impl Core {
             }
         }
     }
+
+    /// `Conn::write`: straight to the socket when nothing is queued and the
+    /// connection is open, else queued (one copy).
+    pub(crate) fn write(&mut self, data: &[u8], max_write_buffer: usize, id: ConnId) {
+        if !self.st.accepts_writes() || data.is_empty() {
+            return;
+        }
+        let mut data = data;
+        if self.out.is_none() && self.st.is_open() {
+            loop {
+                match self.stream.write(data) {
+                    Ok(n) if n == data.len() => return,
+                    Ok(n) => {
+                        data = &data[n..];
+                        // The kernel took part: it is most likely full now.
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.st.fail(reason_from_error(e));
+                        return;
+                    }
+                }
+            }
+        }
+        let out = self.out.get_or_insert_with(Default::default);
+        if out.pos > 0 && out.pos >= out.buf.len() / 2 {
+            out.buf.drain(..out.pos);
+            out.pos = 0;
+        }
+        out.buf.extend_from_slice(data);
+        if out.pending() > max_write_buffer {
+            log::debug!(
+                "conn {id}: {} bytes queued, past max_write_buffer",
+                out.pending()
+            );
+            // The output stays queued until the socket is closed: the peer
+            // gets a reset, not a clean EOF after partial data.
+            self.st.fail(CloseReason::Backpressure);
+            return;
+        }
+        self.st.set(Flag::WANT_WRITABLE, true);
+    }
+
+    /// `Conn::close`.
+    pub(crate) fn close(&mut self, env: &Env) {
+        let has_pending = self.pending() > 0;
+        let action = self
+            .st
+            .request_close(has_pending, || env.clock.now() + env.close_ticks);
+        // Queued output already asked for writable events when it was queued.
+        self.act(action);
+    }
+
+    /// `Conn::shutdown_write`.
+    pub(crate) fn shutdown_write(&mut self, env: &Env) {
+        let has_pending = self.pending() > 0;
+        let action = self
+            .st
+            .request_shutdown_write(has_pending, || env.clock.now() + env.close_ticks);
+        self.act(action);
+    }
+
+    /// `Conn::abort`.
+    pub(crate) fn abort(&mut self) {
+        self.st.request_abort();
+        if self.st.has(Flag::ABORTIVE) {
+            // Only an abort that took effect drops the queue: after a
+            // failure, queued output must still make the close a reset.
+            self.out = None;
+        }
+    }
 }
 
 /// The reactor's clock in ticks (milliseconds since it started). Read from
@@ -114,7 +189,7 @@ impl Clock {
     }
 }
 
-/// What a [`Conn`] needs from the reactor besides its own connection: the
+/// What a [`Conn`] needs from the reactor besides the connections: the
 /// configuration (with the durations the hot path needs already in ticks),
 /// the clock and the handle. Owned by the reactor, borrowed by every `Conn`.
 #[derive(Debug)]
@@ -122,53 +197,119 @@ pub(crate) struct Env {
     pub(crate) config: Config,
     /// `config.close_timeout` in ticks.
     pub(crate) close_ticks: u64,
+    /// `config.connect_timeout` in ticks; 0 = none.
+    pub(crate) connect_ticks: u64,
     /// `config.idle_timeout` in ms; 0 = none.
     pub(crate) idle_ms: u32,
     pub(crate) clock: Clock,
     pub(crate) handle: Handle,
+    /// Names this reactor: a [`Connector`](crate::Connector) holds a clone,
+    /// so it can tell a `Conn` of its own reactor from another's.
+    pub(crate) identity: std::rc::Rc<()>,
 }
 
 impl Env {
     pub(crate) fn new(config: Config, handle: Handle) -> Env {
         Env {
             close_ticks: ticks(config.close_timeout),
+            connect_ticks: config.connect_timeout.map_or(0, ticks),
             idle_ms: idle_ms(config.idle_timeout),
             config,
             clock: Clock::new(),
             handle,
+            identity: std::rc::Rc::new(()),
         }
     }
 }
 
-/// An idle timeout in whole ms for [`State::idle_ms`]; `None` and zero are 0 (off).
+/// An idle timeout in whole ms for [`State`]; `None` and zero are 0 (off).
 pub(crate) fn idle_ms(t: Option<Duration>) -> u32 {
     t.map_or(0, |d| ticks(d).min(u64::from(u32::MAX)) as u32)
 }
 
-/// A handler's view of its connection during a callback.
+/// Every connection's socket-side data, and what callbacks leave for the
+/// reactor to do after them. Not generic over the handler type, so a
+/// [`Conn`] can borrow all of it: that is how a handler reaches another
+/// connection by its [`ConnId`].
+#[derive(Debug)]
+pub(crate) struct Table {
+    pub(crate) cores: Slots<Core>,
+    /// Connections a callback reached through [`Conn::other`]: their
+    /// registration, timers and ready-list entries are brought up to date
+    /// after the callback.
+    pub(crate) touched: Vec<ConnId>,
+    /// Outbound connects started during a callback: their handlers wait in
+    /// the [`Connector`](crate::Connector)'s queue and are attached after it.
+    pub(crate) started: Vec<ConnId>,
+    /// The handlers' own timers ([`Conn::set_timer`]), keyed by slot.
+    pub(crate) timers: Wheel,
+}
+
+impl Table {
+    pub(crate) fn with_capacity(cap: usize) -> Table {
+        Table {
+            cores: Slots::with_capacity(cap),
+            touched: Vec::new(),
+            started: Vec::new(),
+            timers: Wheel::new(),
+        }
+    }
+
+    /// Starts an outbound connect: a new connection in the Connecting phase
+    /// (or already Done, if `connect(2)` failed at once). `Err` only when no
+    /// socket could be made.
+    pub(crate) fn start_connect(&mut self, addr: SocketAddr, env: &Env) -> io::Result<ConnId> {
+        let (stream, failed) = crate::sys::start_connect(addr, &env.config)?;
+        let deadline = if env.connect_ticks == 0 {
+            0
+        } else {
+            env.clock.now() + env.connect_ticks + 1
+        };
+        let mut st = State::connecting(env.idle_ms, deadline);
+        if let Some(e) = failed {
+            log::debug!("connect to {addr} failed at once: {e}");
+            st.fail(CloseReason::ConnectFailed(e));
+        }
+        let (id, _) = self.cores.insert(Core {
+            stream,
+            peer: addr,
+            st,
+            out: None,
+        });
+        log::trace!("conn {id}: connecting to {addr}");
+        self.started.push(id);
+        Ok(id)
+    }
+}
+
+/// A handler's view of a connection during a callback: its own, or another
+/// one of the same reactor reached with [`Conn::other`].
 ///
-/// It borrows the connection's state; everything it does takes effect at
+/// It borrows the reactor's connections; everything it does takes effect at
 /// once (a write goes to the socket if nothing is queued) or when the callback
 /// returns (registration changes, timers, the close).
 ///
 /// # Phases
 ///
-/// A connection is **open** until [`close`](Conn::close) (then **closing**:
-/// flushing queued output, sending our FIN, waiting for the peer's), or until
-/// [`abort`](Conn::abort) or a failure (then **closed**: the socket is closed
-/// and `on_close` called when the callback returns). Every method is defined
-/// in every phase; a `Conn` can be in the closing or closed phase only for
-/// the rest of the callback that closed it, and [`Handle`] commands reach a
-/// closing connection too. In short:
+/// An outbound connection is **connecting** until the connect completes
+/// (then `on_open`) or fails. A connection is **open** until
+/// [`close`](Conn::close) (then **closing**: flushing queued output, sending
+/// our FIN, waiting for the peer's), or until [`abort`](Conn::abort) or a
+/// failure (then **closed**: the socket is closed and `on_close` called when
+/// the callback returns). Every method is defined in every phase. A handler
+/// sees its own connection connecting or closing only through
+/// [`Conn::other`] or for the rest of the callback that closed it. In short:
 ///
-/// | method | open | closing | closed |
-/// |---|---|---|---|
-/// | [`write`](Conn::write) | sends or queues | ignored | ignored |
-/// | [`close`](Conn::close) | starts the close | ignored | ignored |
-/// | [`abort`](Conn::abort) | reset | reset, queued output dropped | ignored |
-/// | [`pause_reading`](Conn::pause_reading), [`resume_reading`](Conn::resume_reading) | as named | ignored | ignored |
-/// | [`set_idle_timeout`](Conn::set_idle_timeout), [`set_deadline`](Conn::set_deadline), [`clear_deadline`](Conn::clear_deadline) | as named | ignored: the close timeout governs | ignored |
-/// | getters, [`handle`](Conn::handle) | answer | answer | answer |
+/// | method | connecting | open | closing | closed |
+/// |---|---|---|---|---|
+/// | [`write`](Conn::write) | queued until connected | sends or queues | ignored | ignored |
+/// | [`close`](Conn::close) | abandons the connect | starts the close | ignored | ignored |
+/// | [`shutdown_write`](Conn::shutdown_write) | FIN once connected and flushed | FIN after queued output | ignored | ignored |
+/// | [`abort`](Conn::abort) | abandons the connect | reset | reset, queued output dropped | ignored |
+/// | [`pause_reading`](Conn::pause_reading), [`resume_reading`](Conn::resume_reading) | as named | as named | ignored | ignored |
+/// | [`set_idle_timeout`](Conn::set_idle_timeout), [`set_deadline`](Conn::set_deadline), [`clear_deadline`](Conn::clear_deadline) | ignored: the connect timeout governs | as named | ignored: the close timeout governs | ignored |
+/// | [`set_timer`](Conn::set_timer), [`cancel_timer`](Conn::cancel_timer) | armed; fires only if open by then | as named | armed; never fires | ignored |
+/// | getters, [`handle`](Conn::handle), [`other`](Conn::other) | answer | answer | answer | answer |
 ///
 /// # Examples
 ///
@@ -209,31 +350,51 @@ pub(crate) fn idle_ms(t: Option<Duration>) -> u32 {
 /// ```
 pub struct Conn<'a> {
     pub(crate) id: ConnId,
-    pub(crate) core: &'a mut Core,
+    pub(crate) table: &'a mut Table,
     pub(crate) env: &'a Env,
 }
 
 impl fmt::Debug for Conn<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let core = self.peek();
         f.debug_struct("Conn")
             .field("id", &self.id)
-            .field("peer", &self.core.peer)
-            .field("phase", &self.core.st.phase())
-            .field("pending", &self.core.pending())
+            .field("peer", &core.peer)
+            .field("phase", &core.st.phase())
+            .field("pending", &core.pending())
             .finish()
     }
 }
 
 impl Conn<'_> {
+    /// This connection's data. The reactor never removes a connection
+    /// while a `Conn` for it exists.
+    #[inline]
+    fn core(&mut self) -> &mut Core {
+        self.table
+            .cores
+            .get_mut(self.id)
+            .expect("a Conn names a live connection")
+    }
+
+    #[inline]
+    fn peek(&self) -> &Core {
+        self.table
+            .cores
+            .get(self.id)
+            .expect("a Conn names a live connection")
+    }
+
     /// This connection's id: `Copy + Eq + Hash + Debug`, never reused while a
     /// stale event could reach it. Any phase.
     pub fn id(&self) -> ConnId {
         self.id
     }
 
-    /// The peer's address, as `accept` reported it. Any phase.
+    /// The peer's address: as `accept` reported it, or the address an
+    /// outbound connection was opened to. Any phase.
     pub fn peer_addr(&self) -> SocketAddr {
-        self.core.peer
+        self.peek().peer
     }
 
     /// Sends `data`, without blocking.
@@ -246,54 +407,17 @@ impl Conn<'_> {
     /// [`CloseReason::Backpressure`] and the peer gets a reset. A write error
     /// (the peer reset) ends the connection when the callback returns.
     ///
-    /// Open: as above. Closing or closed: ignored (output after `close` could
-    /// not go before the FIN that `close` promised).
+    /// Connecting: queued, sent once connected. Open: as above. After
+    /// [`shutdown_write`](Conn::shutdown_write), closing or closed: ignored
+    /// (output after our FIN was asked for could not go before it).
     pub fn write(&mut self, data: &[u8]) {
-        if !self.core.st.is_open() || data.is_empty() {
-            return;
-        }
-        let mut data = data;
-        if self.core.out.is_none() {
-            loop {
-                match self.core.stream.write(data) {
-                    Ok(n) if n == data.len() => return,
-                    Ok(n) => {
-                        data = &data[n..];
-                        // The kernel took part: it is most likely full now.
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.core.st.fail(reason_from_error(e));
-                        return;
-                    }
-                }
-            }
-        }
-        let out = self.core.out.get_or_insert_with(Default::default);
-        if out.pos > 0 && out.pos >= out.buf.len() / 2 {
-            out.buf.drain(..out.pos);
-            out.pos = 0;
-        }
-        out.buf.extend_from_slice(data);
-        if out.pending() > self.env.config.max_write_buffer {
-            log::debug!(
-                "conn {}: {} bytes queued, past max_write_buffer",
-                self.id,
-                out.pending()
-            );
-            // The output stays queued until the socket is closed: the peer
-            // gets a reset, not a clean EOF after partial data.
-            self.core.st.fail(CloseReason::Backpressure);
-            return;
-        }
-        self.core.st.set(Flag::WANT_WRITABLE, true);
+        let (id, max) = (self.id, self.env.config.max_write_buffer);
+        self.core().write(data, max, id);
     }
 
     /// Bytes queued and not yet taken by the kernel. Any phase.
     pub fn pending_output(&self) -> usize {
-        self.core.pending()
+        self.peek().pending()
     }
 
     /// Closes gracefully: flushes queued output, sends a FIN, then reads and
@@ -310,33 +434,45 @@ impl Conn<'_> {
     /// [`Config::close_timeout`], or the error a write hit. Never a clean EOF
     /// after partial data.
     ///
-    /// Open: starts the close. Closing or closed: ignored (the close already
-    /// under way keeps its timeout).
+    /// Connecting: the connect is abandoned (`on_close` with `Local`, no
+    /// `on_open`). Open: starts the close. Closing or closed: ignored (the
+    /// close already under way keeps its timeout).
     #[inline]
     pub fn close(&mut self) {
-        let has_pending = self.core.pending() > 0;
         let env = self.env;
-        let action = self
-            .core
+        self.core().close(env);
+    }
+
+    /// Half-closes this side: flushes queued output, then sends our FIN;
+    /// reading goes on as long as the peer sends. `on_close` comes when the
+    /// peer closes too ([`CloseReason::PeerClosed`], after `on_read_closed`)
+    /// or on an error; idle timeouts and deadlines still apply. A proxy
+    /// passes a client's FIN on with it.
+    ///
+    /// Connecting: our FIN follows once connected and flushed. Open: as
+    /// above; if the peer's FIN was already seen, this is [`close`](Conn::close).
+    /// Closing or closed, or called twice: ignored.
+    pub fn shutdown_write(&mut self) {
+        let env = self.env;
+        self.core().shutdown_write(env);
+    }
+
+    /// Whether our FIN was sent or asked for ([`shutdown_write`](Conn::shutdown_write)).
+    /// Any phase.
+    pub fn is_write_closed(&self) -> bool {
+        self.peek()
             .st
-            .request_close(has_pending, || env.clock.now() + env.close_ticks);
-        // Queued output already asked for writable events when it was queued.
-        self.core.act(action);
+            .has_any(Flag::FIN_PENDING, Flag::WRITE_CLOSED)
     }
 
     /// Closes abortively: queued output is dropped and the peer gets a reset
     /// (SO_LINGER 0) when the callback returns; `on_close` gets
     /// [`CloseReason::Local`] unless an earlier cause was seen.
     ///
-    /// Open or closing: as above (while closing, this gives up on the flush).
-    /// Closed: ignored.
+    /// Connecting: the connect is abandoned. Open or closing: as above (while
+    /// closing, this gives up on the flush). Closed: ignored.
     pub fn abort(&mut self) {
-        self.core.st.request_abort();
-        if self.core.st.has(Flag::ABORTIVE) {
-            // Only an abort that took effect drops the queue: after a
-            // failure, queued output must still make the close a reset.
-            self.core.out = None;
-        }
+        self.core().abort();
     }
 
     /// Stops reading from this connection until
@@ -345,37 +481,51 @@ impl Conn<'_> {
     /// reported while paused; a FIN is reported after reading resumes and the
     /// bytes before it were delivered.
     ///
-    /// Open: as above. Closing or closed: ignored (a closing connection reads
-    /// and discards input, so that the kernel does not answer it with a reset).
+    /// Connecting or open: as above. Closing or closed: ignored (a closing
+    /// connection reads and discards input, so that the kernel does not
+    /// answer it with a reset).
     pub fn pause_reading(&mut self) {
-        self.core.st.pause();
+        self.core().st.pause();
     }
 
     /// Resumes reading after [`pause_reading`](Conn::pause_reading).
     ///
-    /// Ignored unless the connection is open.
+    /// Ignored unless the connection is connecting or open.
     pub fn resume_reading(&mut self) {
-        self.core.st.resume();
+        self.core().st.resume();
     }
 
     /// Whether reading is paused. Any phase.
     pub fn is_reading_paused(&self) -> bool {
-        self.core.st.has(Flag::PAUSED)
+        self.peek().st.has(Flag::PAUSED)
     }
 
     /// Whether the peer's FIN was seen (it will send nothing more). Any phase.
     pub fn is_read_closed(&self) -> bool {
-        self.core.st.has(Flag::PEER_FIN)
+        self.peek().st.has(Flag::PEER_FIN)
+    }
+
+    /// Whether the connection is open: connected, and not closing or closed.
+    /// Any phase.
+    pub fn is_open(&self) -> bool {
+        self.peek().st.is_open()
     }
 
     /// Overrides [`Config::idle_timeout`] for this connection; the timer
     /// restarts now. `None` turns it off. Zero counts as `None`; more than
     /// `u32::MAX` ms (49.7 days) counts as `u32::MAX` ms.
     ///
-    /// Open: as above. Closing or closed: ignored (the close timeout governs).
+    /// Open: as above. Connecting, closing or closed: ignored (the connect or
+    /// close timeout governs).
     pub fn set_idle_timeout(&mut self, t: Option<Duration>) {
         let clock = &self.env.clock;
-        self.core.st.set_idle_timeout(idle_ms(t), || clock.now());
+        let ms = idle_ms(t);
+        self.table
+            .cores
+            .get_mut(self.id)
+            .expect("a Conn names a live connection")
+            .st
+            .set_idle_timeout(ms, || clock.now());
     }
 
     /// Sets a one-shot deadline `after` from now, replacing any earlier one.
@@ -383,24 +533,112 @@ impl Conn<'_> {
     /// with [`CloseReason::Deadline`]. This is what stops a slowloris peer
     /// that trickles bytes to dodge an idle timeout.
     ///
-    /// Ignored once the connection is closing or closed: a close in progress
-    /// is bounded by [`Config::close_timeout`] alone, so a deadline can
-    /// neither cut its flush short nor stretch it.
+    /// Open: as above. Connecting, closing or closed: ignored: a connect or
+    /// a close in progress is bounded by [`Config::connect_timeout`] or
+    /// [`Config::close_timeout`] alone, so a deadline can neither cut it
+    /// short nor stretch it.
     pub fn set_deadline(&mut self, after: Duration) {
         let at = self.env.clock.now() + ticks(after) + 1;
-        self.core.st.set_deadline(at);
+        self.core().st.set_deadline(at);
     }
 
     /// Removes the deadline, if one is set.
     ///
-    /// Ignored once the connection is closing or closed: it never removes
-    /// the close timeout.
+    /// Open: as above. Otherwise ignored: it never removes a connect or
+    /// close timeout.
     pub fn clear_deadline(&mut self) {
-        self.core.st.clear_deadline();
+        self.core().st.clear_deadline();
+    }
+
+    /// Asks for [`Handler::on_timer`](crate::Handler::on_timer) once, `after`
+    /// from now (to the millisecond, never early), replacing an earlier
+    /// timer of this connection. For heartbeats, retries, protocol timeouts:
+    /// it closes nothing by itself. Arming, re-arming and cancelling are
+    /// O(1) on the reactor's timer wheel, with no allocation once the wheel
+    /// has room for this connection's slot.
+    ///
+    /// Open: as above. Connecting or closing: armed, but the callback comes
+    /// only if the connection is open when the timer fires. Closed: ignored;
+    /// a connection's timer is cancelled when it closes.
+    pub fn set_timer(&mut self, after: Duration) {
+        if self.peek().st.phase() == Phase::Done {
+            return;
+        }
+        let at = self.env.clock.now() + ticks(after) + 1;
+        self.table.timers.schedule(self.id.index(), at);
+    }
+
+    /// Cancels the timer set with [`set_timer`](Conn::set_timer), if any.
+    /// Any phase.
+    pub fn cancel_timer(&mut self) {
+        if self.table.timers.len() != 0 {
+            self.table.timers.cancel(self.id.index());
+        }
+    }
+
+    /// Another connection of this reactor, by id, to write to, close, abort,
+    /// half-close, pause or resume within this callback: no thread, no lock,
+    /// and no copy beyond the one into that connection's output queue (a
+    /// write goes straight to its socket when nothing is queued there).
+    /// `None` if `id` names no open connection of this reactor (it closed,
+    /// or belongs to another reactor).
+    ///
+    /// What the callback does to it takes effect as for its own connection;
+    /// the reactor brings that connection's registration and timers up to
+    /// date, and closes it if it ended, when the callback returns. Its
+    /// handler is not called from here: its `on_close`, if it ended, comes
+    /// after this callback. Any phase.
+    ///
+    /// # Examples
+    ///
+    /// Flow control across a pair (as in `examples/proxy.rs`):
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use hangup::{CloseReason, Conn, ConnId, Handler};
+    ///
+    /// const MARK: usize = 256 * 1024;
+    ///
+    /// /// Forwards what it reads to its partner connection.
+    /// struct Pipe { partner: ConnId }
+    /// impl Handler for Pipe {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    ///         let Some(mut to) = conn.other(self.partner) else { return conn.close() };
+    ///         to.write(data);
+    ///         if to.pending_output() > MARK {
+    ///             // The partner's peer is slow: stop reading ours until it drains.
+    ///             conn.pause_reading();
+    ///         }
+    ///     }
+    ///     fn on_drained(&mut self, conn: &mut Conn<'_>) {
+    ///         // Our queue emptied: the partner may read again.
+    ///         if let Some(mut from) = conn.other(self.partner) {
+    ///             from.resume_reading();
+    ///         }
+    ///     }
+    ///     fn on_read_closed(&mut self, conn: &mut Conn<'_>) {
+    ///         // Pass the FIN on; the other direction keeps flowing.
+    ///         if let Some(mut to) = conn.other(self.partner) {
+    ///             to.shutdown_write();
+    ///         }
+    ///     }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    /// ```
+    pub fn other(&mut self, id: ConnId) -> Option<Conn<'_>> {
+        if id != self.id {
+            self.table.cores.get(id)?;
+            self.table.touched.push(id);
+        }
+        Some(Conn {
+            id,
+            table: &mut *self.table,
+            env: self.env,
+        })
     }
 
     /// A [`Handle`] to the reactor, to reach other connections (by
-    /// [`ConnId`]) or to shut down. Any phase.
+    /// [`ConnId`]) from other threads, or to shut down. Any phase.
     pub fn handle(&self) -> Handle {
         self.env.handle.clone()
     }

@@ -11,6 +11,18 @@ pub(crate) enum Command {
     Write(ConnId, Vec<u8>),
     Close(ConnId),
     Abort(ConnId),
+    ShutdownWrite(ConnId),
+}
+
+impl Command {
+    pub(crate) fn id(&self) -> ConnId {
+        match self {
+            Command::Write(id, _)
+            | Command::Close(id)
+            | Command::Abort(id)
+            | Command::ShutdownWrite(id) => *id,
+        }
+    }
 }
 
 pub(crate) struct Shared {
@@ -115,8 +127,16 @@ impl Handle {
     }
 
     /// Resets connection `id`, as [`Conn::abort`](crate::Conn::abort) would.
+    /// Ignored if `id` is closed.
     pub fn abort(&self, id: ConnId) {
         self.push(Command::Abort(id));
+    }
+
+    /// Half-closes connection `id`, as
+    /// [`Conn::shutdown_write`](crate::Conn::shutdown_write) would. Ignored
+    /// if `id` is closed.
+    pub fn shutdown_write(&self, id: ConnId) {
+        self.push(Command::ShutdownWrite(id));
     }
 
     fn push(&self, cmd: Command) {

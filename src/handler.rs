@@ -3,23 +3,30 @@
 use crate::close::CloseReason;
 use crate::conn::Conn;
 
-/// One value per connection, made by the listener's factory when a peer is
-/// accepted.
+/// One value per connection: made by the listener's factory when a peer is
+/// accepted, or given to [`Reactor::connect`](crate::Reactor::connect) /
+/// [`Connector::connect`](crate::Connector::connect) for an outbound one.
 ///
 /// # Calling contract
 ///
-/// For every connection the reactor calls, in this order and on the thread
-/// that runs the reactor:
+/// **Every handler the reactor takes gets exactly one `on_close`**, and it
+/// is the last call it gets. For every connection the reactor calls, in this
+/// order and on the thread that runs the reactor:
 ///
-/// 1. `on_open`, once, after the connection is registered;
+/// 1. `on_open`, once, after the connection is registered (accepted) or
+///    established (outbound);
 /// 2. any number of `on_data` (bytes in order, never empty), `on_drained`,
-///    and at most one `on_read_closed` (after the last `on_data`);
+///    `on_timer`, and at most one `on_read_closed` (after the last `on_data`);
 /// 3. `on_close`, **exactly once**, and nothing after it.
 ///
+/// An outbound connect that fails gets only `on_close` with
+/// [`CloseReason::ConnectFailed`] (no `on_open`), as does one the reactor
+/// shuts down before it connected (with `Shutdown`).
+///
 /// After [`Conn::close`] or [`Conn::abort`] no more `on_data`,
-/// `on_read_closed` or `on_drained` come; `on_close` follows when the socket
-/// is closed. If the factory panics, the peer is turned away and no handler
-/// exists, so no callback is made.
+/// `on_read_closed`, `on_drained` or `on_timer` come; `on_close` follows when
+/// the socket is closed. If the factory panics, the peer is turned away and
+/// no handler exists, so no callback is made.
 ///
 /// # Panics
 ///
@@ -68,6 +75,14 @@ pub trait Handler {
         let _ = conn;
     }
 
-    /// Exactly once per connection that saw `on_open`, and the last call it gets.
+    /// The timer set with [`Conn::set_timer`] is due. Once per `set_timer`;
+    /// only while the connection is open. Default: nothing.
+    fn on_timer(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
+    /// Exactly once per handler the reactor took (every connection that saw
+    /// `on_open`, and every outbound connect, failed or not), and the last
+    /// call it gets.
     fn on_close(&mut self, reason: CloseReason);
 }

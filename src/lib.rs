@@ -102,6 +102,7 @@
 mod close;
 mod config;
 mod conn;
+mod connect;
 mod handle;
 mod handler;
 mod reactor;
@@ -111,6 +112,7 @@ mod timer;
 pub use close::CloseReason;
 pub use config::{Config, Keepalive};
 pub use conn::{Conn, ConnId};
+pub use connect::Connector;
 pub use handle::Handle;
 pub use handler::Handler;
 pub use reactor::Reactor;

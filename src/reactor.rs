@@ -1,26 +1,32 @@
-//! [`Reactor`]: the event loop. Accepts, reads, writes, dispatches, and the
-//! only caller of `Poll::poll`.
+//! [`Reactor`]: the event loop. Connects, reads, writes, dispatches, and the
+//! only caller of `Poll::poll`; accepting is in `accept.rs`.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
 use std::time::Duration;
 
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::close::{
-    after_data, classify_read, reason_from_error, AfterData, CloseReason, ReadOutcome,
+    after_data, classify_connect, classify_read, reason_from_error, AfterData, CloseReason,
+    ConnectOutcome, ReadOutcome,
 };
 use crate::config::Config;
-use crate::conn::{ticks, Conn, ConnId, Core, Env, Flag, Phase, Slots, State, LISTENER_BIT};
+use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table, LISTENER_BIT};
+use crate::connect::{Connector, Queue};
 use crate::handle::{Command, Handle};
 use crate::handler::Handler;
 use crate::sys;
 use crate::timer::Wheel;
+
+mod accept;
 
 const WAKER: Token = Token(usize::MAX);
 /// Connection slots reserved up front (at most): virtual memory, resident
@@ -29,11 +35,6 @@ const MAX_RESERVED_SLOTS: usize = 65_536;
 /// How long to wait before accepting again when descriptors ran out and no
 /// spare descriptor could turn peers away.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-
-struct Entry<H> {
-    core: Core,
-    handler: H,
-}
 
 type Factory<H> = Box<dyn FnMut(SocketAddr) -> H>;
 
@@ -78,7 +79,11 @@ struct Listener<H> {
 pub struct Reactor<H: Handler> {
     poll: Poll,
     events: Option<Events>,
-    conns: Slots<Entry<H>>,
+    /// Every connection's socket-side data; `Conn`s borrow it.
+    table: Table,
+    /// Handlers, by slot index: apart from the table, so that a callback can
+    /// hold its own handler and the whole table at once.
+    handlers: Vec<Option<H>>,
     listeners: Vec<Listener<H>>,
     read_buf: Box<[u8]>,
     env: Env,
@@ -86,6 +91,8 @@ pub struct Reactor<H: Handler> {
     expired: Vec<usize>,
     ready: VecDeque<ConnId>,
     commands: Vec<Command>,
+    /// Handlers of outbound connects waiting to be attached.
+    connects: Rc<Queue<H>>,
     /// Whether accepted sockets get any option set (else no syscall at all).
     socket_options: bool,
     spare_fd: Option<std::fs::File>,
@@ -98,7 +105,7 @@ pub struct Reactor<H: Handler> {
 impl<H: Handler> fmt::Debug for Reactor<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reactor")
-            .field("connections", &self.conns.len())
+            .field("connections", &self.table.cores.len())
             .field(
                 "listeners",
                 &self.listeners.iter().map(|l| l.addr).collect::<Vec<_>>(),
@@ -139,8 +146,10 @@ impl<H: Handler> Reactor<H> {
     ///
     /// # Errors
     ///
-    /// - `io::ErrorKind::InvalidInput` naming the setting, if `config` is
-    ///   invalid (see [`Config::validate`]);
+    /// - `io::ErrorKind::InvalidInput` naming the setting and its bound, if
+    ///   `config` is invalid (see [`Config::validate`]);
+    /// - `io::ErrorKind::OutOfMemory` if the read buffer could not be
+    ///   allocated;
     /// - creating the `mio::Poll` or its waker failed.
     pub fn with_config(config: Config) -> io::Result<Self> {
         config.validate()?;
@@ -148,14 +157,21 @@ impl<H: Handler> Reactor<H> {
         let poll = Poll::new()?;
         let waker = Waker::new(poll.registry(), WAKER)?;
         let spare_fd = open_spare().ok();
+        let reserved = config.max_connections.min(MAX_RESERVED_SLOTS);
+        let env = Env::new(config, Handle::new(waker));
         Ok(Reactor {
-            events: Some(Events::with_capacity(config.events_capacity)),
+            events: Some(Events::with_capacity(env.config.events_capacity)),
             poll,
-            conns: Slots::with_capacity(config.max_connections.min(MAX_RESERVED_SLOTS)),
-            socket_options: sys::has_socket_options(&config),
+            table: Table::with_capacity(reserved),
+            handlers: Vec::with_capacity(reserved),
+            socket_options: sys::has_socket_options(&env.config),
             listeners: Vec::new(),
             read_buf,
-            env: Env::new(config, Handle::new(waker)),
+            connects: Rc::new(Queue {
+                reactor: env.identity.clone(),
+                waiting: RefCell::new(Vec::new()),
+            }),
+            env,
             wheel: Wheel::new(),
             expired: Vec::new(),
             ready: VecDeque::new(),
@@ -207,6 +223,70 @@ impl<H: Handler> Reactor<H> {
             factory: Box::new(factory),
         });
         Ok(bound)
+    }
+
+    /// Starts a non-blocking connect to `addr`; returns the new
+    /// connection's id at once. Once connected, `handler` gets `on_open`; if
+    /// the connect fails it gets only `on_close(CloseReason::ConnectFailed(e))`
+    /// with the error the OS gave (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
+    /// EADDRNOTAVAIL, the kernel's SYN timeout) or `ErrorKind::TimedOut` when
+    /// [`Config::connect_timeout`] passes. An error that `connect(2)` returns
+    /// at once is reported the same way, on the next turn. Output written
+    /// before the connect completes is queued and sent once connected.
+    ///
+    /// To connect from inside a callback (a proxy opening its upstream), use
+    /// a [`Connector`] from [`Reactor::connector`].
+    ///
+    /// Outbound connections count in [`connection_count`](Reactor::connection_count)
+    /// but not against [`Config::max_connections`], and get the same socket
+    /// options (keepalive, user timeout, nodelay) as accepted ones.
+    ///
+    /// # Errors
+    ///
+    /// No socket could be made (out of descriptors): `handler` is dropped
+    /// without a callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    ///
+    /// struct Hello;
+    /// impl Handler for Hello {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"hello\n");
+    ///         conn.close();
+    ///     }
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_close(&mut self, reason: CloseReason) {
+    ///         println!("closed: {reason}");
+    ///     }
+    /// }
+    ///
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.connect(server.local_addr()?, Hello)?;
+    /// let (_peer, _) = server.accept()?;
+    /// while reactor.closed_count() == 0 {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// # if reactor.connection_count() == 1 { drop(_peer); break; }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
+        let id = self.table.start_connect(addr, &self.env)?;
+        self.connects.waiting.borrow_mut().push((id, handler));
+        self.after_callbacks();
+        Ok(id)
+    }
+
+    /// A [`Connector`] for this reactor: `Clone`, not `Send`; hand it to the
+    /// handlers that open connections from inside their callbacks.
+    pub fn connector(&self) -> Connector<H> {
+        Connector {
+            inner: self.connects.clone(),
+        }
     }
 
     /// A [`Handle`] to this reactor: `Clone + Send + Sync`.
@@ -286,6 +366,9 @@ impl<H: Handler> Reactor<H> {
         if self.wheel.len() != 0 {
             self.run_timers();
         }
+        if self.table.timers.len() != 0 {
+            self.run_handler_timers();
+        }
         if self.env.handle.needs_attention() {
             self.run_commands();
             self.check_shutdown();
@@ -293,9 +376,9 @@ impl<H: Handler> Reactor<H> {
         Ok(())
     }
 
-    /// Connections open now.
+    /// Connections open now (accepted and outbound, connecting included).
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.table.cores.len()
     }
 
     /// Peers turned away at accept (past `max_connections`, out of
@@ -328,10 +411,14 @@ impl<H: Handler> Reactor<H> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
         }
-        let next = [self.wheel.next_tick(), self.accept_retry_at]
-            .into_iter()
-            .flatten()
-            .min();
+        let next = [
+            self.wheel.next_tick(),
+            self.table.timers.next_tick(),
+            self.accept_retry_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let Some(tick) = next else {
             return timeout;
         };
@@ -349,7 +436,10 @@ impl<H: Handler> Reactor<H> {
         if !self.env.handle.is_shutdown() {
             return false;
         }
-        log::debug!("shutting down with {} connections open", self.conns.len());
+        log::debug!(
+            "shutting down with {} connections open",
+            self.table.cores.len()
+        );
         self.shut_down = true;
         self.listeners.clear();
         self.close_all();
@@ -358,194 +448,115 @@ impl<H: Handler> Reactor<H> {
 
     /// Ends every open connection with `Shutdown` (unless it already had a cause).
     fn close_all(&mut self) {
-        for id in self.conns.ids() {
-            if let Some(e) = self.conns.get_mut(id) {
-                e.core.st.fail(CloseReason::Shutdown);
+        for id in self.table.cores.ids() {
+            if let Some(core) = self.table.cores.get_mut(id) {
+                core.st.fail(CloseReason::Shutdown);
             }
             self.finish(id);
-        }
-    }
-
-    // ---- accepting ----
-
-    fn accept_all(&mut self) {
-        self.accept_retry_at = None;
-        for li in 0..self.listeners.len() {
-            self.accept_from(li);
-        }
-    }
-
-    fn accept_from(&mut self, li: usize) {
-        loop {
-            let (stream, peer) = match self.listeners[li].sock.accept() {
-                Ok(x) => x,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if sys::is_resource_exhausted(&e) => {
-                    if self.out_of_descriptors(li, &e) {
-                        continue;
-                    }
-                    return;
-                }
-                Err(e) if is_peer_gone_before_accept(&e) => continue,
-                Err(e) => {
-                    log::error!("accept on {}: {e}", self.listeners[li].addr);
-                    // Try again later rather than spin on a broken listener.
-                    self.accept_later();
-                    return;
-                }
-            };
-            if self.conns.len() >= self.env.config.max_connections {
-                log::debug!("turning {peer} away: max_connections reached");
-                self.rejected += 1;
-                drop(stream);
-                continue;
-            }
-            self.open(li, stream, peer);
-        }
-    }
-
-    /// EMFILE/ENFILE: give back the spare descriptor, accept one pending
-    /// peer with it and close it (so it is answered, not left hanging in the
-    /// backlog), then take the spare again. Returns true if the caller should
-    /// try a normal accept again: each pending peer gets a real accept
-    /// attempt first, so none is turned away once descriptors are back.
-    ///
-    /// The spare is taken when the first listener is made ([`Reactor::listen`]
-    /// fails if it cannot be), so a listening reactor always starts with one.
-    /// It can be lost only if another thread takes the descriptor in the
-    /// instant between giving it back and taking it again; then it is taken
-    /// again as soon as any connection closes, and accepting retries every
-    /// 100 ms instead of spinning.
-    fn out_of_descriptors(&mut self, li: usize, e: &io::Error) -> bool {
-        let addr = self.listeners[li].addr;
-        let Some(spare) = self.spare_fd.take() else {
-            self.spare_fd = open_spare().ok();
-            log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
-            self.accept_later();
-            return false;
-        };
-        drop(spare);
-        let turned_away = loop {
-            match self.listeners[li].sock.accept() {
-                Ok((s, peer)) => {
-                    drop(s);
-                    break Some(peer);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => break None,
-            }
-        };
-        self.spare_fd = open_spare().ok();
-        if let Some(peer) = turned_away {
-            self.rejected += 1;
-            log::warn!("accept on {addr}: {e}; turned {peer} away");
-        }
-        if self.spare_fd.is_none() {
-            self.accept_later();
-            return false;
-        }
-        turned_away.is_some()
-    }
-
-    /// Accepts again after [`ACCEPT_RETRY`] instead of spinning.
-    fn accept_later(&mut self) {
-        self.accept_retry_at = Some(self.env.clock.now() + ticks(ACCEPT_RETRY));
-    }
-
-    fn open(&mut self, li: usize, mut stream: TcpStream, peer: SocketAddr) {
-        if self.socket_options {
-            if let Err(e) = sys::apply_socket_options(&stream, &self.env.config) {
-                log::warn!("turning {peer} away: setting socket options failed: {e}");
-                self.rejected += 1;
-                return;
-            }
-        }
-        let id = self.conns.next_id();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, id.token(), Interest::READABLE)
-        {
-            log::warn!("turning {peer} away: register failed: {e}");
-            self.rejected += 1;
-            return;
-        }
-        let factory = &mut self.listeners[li].factory;
-        let Some(handler) = guarded("the factory", id, || factory(peer)) else {
-            self.rejected += 1;
-            return;
-        };
-        let idle_ms = self.env.idle_ms;
-        let mut st = State::new(idle_ms);
-        if idle_ms != 0 {
-            st.heard_from_peer(self.env.clock.now());
-        }
-        let core = Core {
-            stream,
-            peer,
-            st,
-            out: None,
-        };
-        let (got, entry) = self.conns.insert(Entry { core, handler });
-        debug_assert_eq!(got, id);
-        log::trace!("conn {id}: open from {peer}");
-        deliver(entry, &self.env, id, "on_open", |h, c| h.on_open(c));
-        if !entry.core.st.is_quiet() {
-            self.settle(id);
         }
     }
 
     // ---- connection events ----
 
     fn conn_event(&mut self, id: ConnId, event: &Event) {
-        let Some(entry) = self.conns.get_mut(id) else {
+        let Some(core) = self.table.cores.get_mut(id) else {
             log::trace!("stale event for {id}");
             return;
         };
         let hangup = event.is_read_closed() || event.is_error();
         if hangup {
-            entry.core.st.set(Flag::HUP_HINT, true);
+            core.st.set(Flag::HUP_HINT, true);
         }
-        if event.is_writable() && entry.core.out.is_some() {
-            write_ready(entry, id, &self.env);
+        if core.st.phase() == Phase::Connecting && !self.connect_event(id, event) {
+            self.after(id);
+            return;
         }
-        if entry.core.st.may_read() {
+        let (handlers, table, env) = (&mut self.handlers, &mut self.table, &self.env);
+        let Some(core) = table.cores.get_mut(id) else {
+            return;
+        };
+        if event.is_writable() && core.out.is_some() {
+            write_ready(handlers, table, env, id);
+        }
+        let Some(core) = table.cores.get_mut(id) else {
+            return;
+        };
+        if core.st.may_read() {
             if event.is_readable() || hangup {
-                read_ready(entry, id, &mut self.read_buf, &self.env);
+                read_ready(handlers, table, &mut self.read_buf, env, id);
             }
-        } else if entry.core.st.phase() != Phase::Done
-            && (event.is_error() || event.is_write_closed())
-        {
+        } else if core.st.phase() != Phase::Done && (event.is_error() || event.is_write_closed()) {
             // Not reading (paused, or after the peer's FIN): the error flag is
             // only a hint, SO_ERROR says what happened.
-            match entry.core.stream.take_error() {
-                Ok(Some(e)) | Err(e) => entry.core.st.fail(reason_from_error(e)),
+            match core.stream.take_error() {
+                Ok(Some(e)) | Err(e) => core.st.fail(reason_from_error(e)),
                 Ok(None) => {}
             }
         }
-        if entry.core.st.phase() == Phase::Done {
-            self.finish(id);
-        } else if !entry.core.st.is_quiet() {
-            self.settle(id);
+        self.after(id);
+    }
+
+    /// An event on a connecting socket. Returns true once connected (after
+    /// `on_open` and a first flush), for the caller to read what came with it.
+    fn connect_event(&mut self, id: ConnId, event: &Event) -> bool {
+        if !(event.is_writable()
+            || event.is_error()
+            || event.is_read_closed()
+            || event.is_write_closed())
+        {
+            return false;
+        }
+        let (handlers, table, env) = (&mut self.handlers, &mut self.table, &self.env);
+        let Some(core) = table.cores.get_mut(id) else {
+            return false;
+        };
+        let so_error = core.stream.take_error();
+        match classify_connect(so_error, || core.stream.peer_addr()) {
+            ConnectOutcome::Pending => false,
+            ConnectOutcome::Failed(e) => {
+                log::debug!("conn {id}: connect to {} failed: {e}", core.peer);
+                core.st.fail(CloseReason::ConnectFailed(e));
+                false
+            }
+            ConnectOutcome::Connected => {
+                log::trace!("conn {id}: connected to {}", core.peer);
+                core.st.connected(env.clock.now());
+                deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
+                if table.cores.get(id).is_some_and(|c| c.out.is_some()) {
+                    write_ready(handlers, table, env, id);
+                } else if let Some(core) = table.cores.get_mut(id) {
+                    // A FIN asked for while connecting, with nothing queued.
+                    let action = core.st.drained();
+                    core.act(action);
+                }
+                true
+            }
         }
     }
 
-    /// Connections that stopped reading early (budget, or resumed) get their
-    /// turn. Only those queued before this call: new ones wait a turn.
+    /// Connections that stopped reading early (budget, or resumed), and
+    /// connects that failed at once, get their turn. Only those queued
+    /// before this call: new ones wait a turn.
     fn run_ready(&mut self) {
         for _ in 0..self.ready.len() {
             let Some(id) = self.ready.pop_front() else {
                 break;
             };
-            let Some(entry) = self.conns.get_mut(id) else {
+            let Some(core) = self.table.cores.get_mut(id) else {
                 continue;
             };
-            entry.core.st.set(Flag::QUEUED, false);
-            if entry.core.st.may_read() {
-                read_ready(entry, id, &mut self.read_buf, &self.env);
+            core.st.set(Flag::QUEUED, false);
+            if core.st.may_read() {
+                read_ready(
+                    &mut self.handlers,
+                    &mut self.table,
+                    &mut self.read_buf,
+                    &self.env,
+                    id,
+                );
             }
             self.settle(id);
+            self.after_callbacks();
         }
     }
 
@@ -554,14 +565,36 @@ impl<H: Handler> Reactor<H> {
         let mut expired = std::mem::take(&mut self.expired);
         self.wheel.advance(now, &mut expired);
         for key in expired.drain(..) {
-            let Some(id) = self.conns.id_at(key) else {
+            let Some(id) = self.table.cores.id_at(key) else {
                 continue;
             };
-            let entry = self.conns.get_mut(id).expect("live id");
-            if entry.core.st.expire(now) {
+            let core = self.table.cores.get_mut(id).expect("live id");
+            if core.st.expire(now) {
                 log::debug!("conn {id}: timer fired");
             }
             self.settle(id);
+        }
+        self.expired = expired;
+    }
+
+    /// The handlers' own timers ([`Conn::set_timer`]).
+    fn run_handler_timers(&mut self) {
+        let now = self.env.clock.now();
+        let mut expired = std::mem::take(&mut self.expired);
+        self.table.timers.advance(now, &mut expired);
+        for key in expired.drain(..) {
+            let Some(id) = self.table.cores.id_at(key) else {
+                continue;
+            };
+            deliver(
+                &mut self.handlers,
+                &mut self.table,
+                &self.env,
+                id,
+                "on_timer",
+                |h, c| h.on_timer(c),
+            );
+            self.after(id);
         }
         self.expired = expired;
     }
@@ -574,41 +607,106 @@ impl<H: Handler> Reactor<H> {
             }
             let mut cmds = std::mem::take(&mut self.commands);
             for cmd in cmds.drain(..) {
-                let id = match &cmd {
-                    Command::Write(id, _) | Command::Close(id) | Command::Abort(id) => *id,
+                let id = cmd.id();
+                if self.table.cores.get(id).is_none() {
+                    continue;
+                }
+                let mut conn = Conn {
+                    id,
+                    table: &mut self.table,
+                    env: &self.env,
                 };
-                self.callback_with(id, |c| match cmd {
-                    Command::Write(_, data) => c.write(&data),
-                    Command::Close(_) => c.close(),
-                    Command::Abort(_) => c.abort(),
-                });
+                match cmd {
+                    Command::Write(_, data) => conn.write(&data),
+                    Command::Close(_) => conn.close(),
+                    Command::Abort(_) => conn.abort(),
+                    Command::ShutdownWrite(_) => conn.shutdown_write(),
+                }
                 self.settle(id);
             }
             self.commands = cmds;
         }
     }
 
-    // ---- callbacks and bookkeeping ----
+    // ---- bookkeeping ----
 
-    /// Like `deliver`, for the reactor's own use of a `Conn` (commands).
-    fn callback_with(&mut self, id: ConnId, f: impl FnOnce(&mut Conn<'_>)) {
-        if let Some(entry) = self.conns.get_mut(id) {
-            let mut conn = Conn {
-                id,
-                core: &mut entry.core,
-                env: &self.env,
+    /// After an event or callback touched connection `id`: finish it if
+    /// done, bring it up to date if not quiet, and do what the callbacks
+    /// left (other connections they touched, connects they started).
+    #[inline]
+    fn after(&mut self, id: ConnId) {
+        if let Some(core) = self.table.cores.get(id) {
+            if core.st.phase() == Phase::Done {
+                self.finish(id);
+            } else if !core.st.is_quiet() {
+                self.settle(id);
+            }
+        }
+        if !self.table.touched.is_empty() || !self.table.started.is_empty() {
+            self.after_callbacks();
+        }
+    }
+
+    /// Attaches the handlers of connects started in callbacks, and settles
+    /// the connections callbacks reached with [`Conn::other`].
+    fn after_callbacks(&mut self) {
+        loop {
+            if !self.table.started.is_empty() {
+                self.table.started.clear();
+                let waiting = std::mem::take(&mut *self.connects.waiting.borrow_mut());
+                for (id, handler) in waiting {
+                    self.attach(id, handler);
+                }
+            }
+            let Some(id) = self.table.touched.pop() else {
+                return;
             };
-            f(&mut conn);
+            self.settle(id);
+        }
+    }
+
+    fn put_handler(&mut self, id: ConnId, handler: H) {
+        let i = id.index();
+        if self.handlers.len() <= i {
+            self.handlers.resize_with(i + 1, || None);
+        }
+        self.handlers[i] = Some(handler);
+    }
+
+    /// Gives an outbound connection its handler and registers its socket.
+    /// One that already failed is finished on the next turn, so that every
+    /// failure reaches `on_close` by the same path.
+    fn attach(&mut self, id: ConnId, handler: H) {
+        self.put_handler(id, handler);
+        let Some(core) = self.table.cores.get_mut(id) else {
+            return;
+        };
+        if core.st.phase() != Phase::Done {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            match self
+                .poll
+                .registry()
+                .register(&mut core.stream, id.token(), interest)
+            {
+                Ok(()) => core.st.set(Flag::WRITABLE_INTEREST, true),
+                Err(e) => core.st.fail(CloseReason::ConnectFailed(e)),
+            }
+        }
+        if core.st.phase() == Phase::Done {
+            core.st.set(Flag::QUEUED, true);
+            self.ready.push_back(id);
+        } else {
+            self.settle(id);
         }
     }
 
     /// After anything touched a connection: finish it if done, otherwise
     /// bring its registration, ready-list entry and timer up to date.
     fn settle(&mut self, id: ConnId) {
-        let Some(entry) = self.conns.get_mut(id) else {
+        let Some(core) = self.table.cores.get_mut(id) else {
             return;
         };
-        let st = &mut entry.core.st;
+        let st = &mut core.st;
         if st.phase() == Phase::Done {
             self.finish(id);
             return;
@@ -621,19 +719,19 @@ impl<H: Handler> Reactor<H> {
             if !st.has(Flag::WRITABLE_INTEREST) {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 let token = id.token();
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .reregister(&mut entry.core.stream, token, interest)
+                if let Err(e) = self
+                    .poll
+                    .registry()
+                    .reregister(&mut core.stream, token, interest)
                 {
-                    entry.core.st.fail(CloseReason::Error(e));
+                    core.st.fail(CloseReason::Error(e));
                     self.finish(id);
                     return;
                 }
-                entry.core.st.set(Flag::WRITABLE_INTEREST, true);
+                core.st.set(Flag::WRITABLE_INTEREST, true);
             }
         }
-        let st = &mut entry.core.st;
+        let st = &mut core.st;
         if st.has(Flag::MORE_TO_READ) && !st.has(Flag::QUEUED) && st.may_read() {
             st.set(Flag::MORE_TO_READ, false);
             st.set(Flag::QUEUED, true);
@@ -651,13 +749,15 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes the socket and calls `on_close`, exactly once.
     fn finish(&mut self, id: ConnId) {
-        let Some(mut entry) = self.conns.remove(id) else {
+        let Some(mut core) = self.table.cores.remove(id) else {
             return;
         };
         if self.wheel.len() != 0 {
             self.wheel.cancel(id.index());
         }
-        let core = &mut entry.core;
+        if self.table.timers.len() != 0 {
+            self.table.timers.cancel(id.index());
+        }
         // A reset when asked for, and whenever output we queued was never
         // sent: the peer must not take partial data for all of it.
         if core.st.has(Flag::ABORTIVE) || core.pending() > 0 {
@@ -668,7 +768,6 @@ impl<H: Handler> Reactor<H> {
         let reason = core.st.take_reason();
         log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
         // Closing the descriptor removes it from epoll: no deregister call.
-        let Entry { core, mut handler } = entry;
         drop(core);
         if self.spare_fd.is_none() && !self.listeners.is_empty() {
             // The spare was lost to a race for the descriptor it gave back:
@@ -676,14 +775,17 @@ impl<H: Handler> Reactor<H> {
             self.spare_fd = open_spare().ok();
         }
         self.closed += 1;
-        guarded("on_close", id, || handler.on_close(reason));
+        let handler = self.handlers.get_mut(id.index()).and_then(Option::take);
+        if let Some(mut handler) = handler {
+            guarded("on_close", id, || handler.on_close(reason));
+        }
     }
 }
 
 impl<H: Handler> Drop for Reactor<H> {
     /// Every connection still open gets `on_close(CloseReason::Shutdown)`.
     fn drop(&mut self) {
-        if self.conns.len() > 0 {
+        if self.table.cores.len() > 0 {
             self.close_all();
         }
     }
@@ -693,98 +795,125 @@ impl<H: Handler> Drop for Reactor<H> {
 /// A panic closes the connection with `Panicked`.
 #[inline]
 fn deliver<H: Handler>(
-    entry: &mut Entry<H>,
+    handlers: &mut [Option<H>],
+    table: &mut Table,
     env: &Env,
     id: ConnId,
     what: &str,
     f: impl FnOnce(&mut H, &mut Conn<'_>),
 ) {
-    if !entry.core.st.is_open() {
+    if !table.cores.get(id).is_some_and(|c| c.st.is_open()) {
         return;
     }
-    let Entry { core, handler } = entry;
-    let mut conn = Conn { id, core, env };
+    let Some(handler) = handlers.get_mut(id.index()).and_then(Option::as_mut) else {
+        return;
+    };
+    let mut conn = Conn { id, table, env };
     if guarded(what, id, || f(handler, &mut conn)).is_none() {
-        entry.core.st.fail(CloseReason::Panicked);
+        if let Some(core) = table.cores.get_mut(id) {
+            core.st.fail(CloseReason::Panicked);
+        }
     }
 }
 
 /// Writes queued output after a writable event.
-fn write_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, env: &Env) {
-    if !entry.core.flush() {
+fn write_ready<H: Handler>(handlers: &mut [Option<H>], table: &mut Table, env: &Env, id: ConnId) {
+    let Some(core) = table.cores.get_mut(id) else {
+        return;
+    };
+    if !core.flush() {
         return;
     }
-    match entry.core.st.phase() {
-        Phase::Open => deliver(entry, env, id, "on_drained", |h, c| h.on_drained(c)),
-        Phase::Flushing => {
-            let action = entry.core.st.flushed();
-            entry.core.act(action);
+    match core.st.phase() {
+        Phase::Open => {
+            let action = core.st.drained();
+            core.act(action);
+            deliver(handlers, table, env, id, "on_drained", |h, c| {
+                h.on_drained(c)
+            });
         }
-        Phase::Draining | Phase::Done => {}
+        Phase::Flushing => {
+            let action = core.st.flushed();
+            core.act(action);
+        }
+        Phase::Connecting | Phase::Draining | Phase::Done => {}
     }
 }
 
 /// Reads until the socket is drained, the per-turn budget is spent, or the
 /// connection ends, delivering each chunk to `on_data`.
-fn read_ready<H: Handler>(entry: &mut Entry<H>, id: ConnId, buf: &mut [u8], env: &Env) {
+fn read_ready<H: Handler>(
+    handlers: &mut [Option<H>],
+    table: &mut Table,
+    buf: &mut [u8],
+    env: &Env,
+    id: ConnId,
+) {
     let budget = env.config.read_budget;
     let mut total = 0usize;
     loop {
-        if !entry.core.st.may_read() {
-            if entry.core.st.has(Flag::PAUSED) {
+        let Some(core) = table.cores.get_mut(id) else {
+            return;
+        };
+        if !core.st.may_read() {
+            if core.st.has(Flag::PAUSED) {
                 // Data may be left in the kernel: read it on resume.
-                entry.core.st.set(Flag::MORE_TO_READ, true);
+                core.st.set(Flag::MORE_TO_READ, true);
             }
             return;
         }
-        let result = entry.core.stream.read(buf);
+        let result = core.stream.read(buf);
         match classify_read(result) {
             ReadOutcome::Data(n) => {
                 total += n;
-                let st = &mut entry.core.st;
-                let hint = st.has(Flag::HUP_HINT);
-                if st.is_open() {
-                    if st.has_idle_timeout() {
-                        st.heard_from_peer(env.clock.now());
+                let hint = core.st.has(Flag::HUP_HINT);
+                if core.st.is_open() {
+                    if core.st.has_idle_timeout() {
+                        core.st.heard_from_peer(env.clock.now());
                     }
                     let data = &buf[..n];
-                    deliver(entry, env, id, "on_data", |h, c| h.on_data(c, data));
+                    deliver(handlers, table, env, id, "on_data", |h, c| {
+                        h.on_data(c, data)
+                    });
                 }
                 match after_data(n, buf.len(), total, budget, hint) {
                     AfterData::Continue => {}
                     AfterData::Drained => return,
                     AfterData::Yield => {
-                        entry.core.st.set(Flag::MORE_TO_READ, true);
+                        if let Some(core) = table.cores.get_mut(id) {
+                            core.st.set(Flag::MORE_TO_READ, true);
+                        }
                         return;
                     }
                 }
             }
             ReadOutcome::Eof => {
-                if entry.core.st.eof() {
-                    deliver(entry, env, id, "on_read_closed", |h, c| h.on_read_closed(c));
+                if core.st.eof() {
+                    deliver(handlers, table, env, id, "on_read_closed", |h, c| {
+                        h.on_read_closed(c)
+                    });
+                    if let Some(core) = table.cores.get_mut(id) {
+                        // Both directions done if this side half-closed too.
+                        let has_pending = core.pending() > 0;
+                        let action = core
+                            .st
+                            .after_read_closed(has_pending, || env.clock.now() + env.close_ticks);
+                        core.act(action);
+                    }
                 }
                 return;
             }
             ReadOutcome::WouldBlock => {
-                entry.core.st.set(Flag::HUP_HINT, false);
+                core.st.set(Flag::HUP_HINT, false);
                 return;
             }
             ReadOutcome::Interrupted => {}
             ReadOutcome::Closed(reason) => {
-                entry.core.st.fail(reason);
+                core.st.fail(reason);
                 return;
             }
         }
     }
-}
-
-fn is_peer_gone_before_accept(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::PermissionDenied
-    )
 }
 
 /// The reactor's one read buffer, allocated fallibly: a size the allocator
@@ -808,16 +937,32 @@ fn open_spare() -> io::Result<std::fs::File> {
 
 #[cfg(test)]
 mod size_tests {
-    /// What an idle connection costs in the slab, for an 8-byte handler
-    /// (BENCHMARKS.md, footprint). A regression here shows up in RSS.
+    /// What an idle connection costs in the reactor's tables, for an 8-byte
+    /// handler (BENCHMARKS.md, footprint): its core in the slab plus its
+    /// handler slot. A regression here shows up in RSS.
     #[test]
-    fn entry_for_8_byte_handler_is_small() {
+    fn per_connection_bytes_for_8_byte_handler_are_small() {
         struct H8(#[allow(dead_code)] u64);
         impl crate::Handler for H8 {
             fn on_data(&mut self, _: &mut crate::Conn<'_>, _: &[u8]) {}
             fn on_close(&mut self, _: crate::CloseReason) {}
         }
-        let size = std::mem::size_of::<super::Entry<H8>>();
-        assert!(size <= 104, "Entry<H8> is {size} bytes");
+        /// The shape of `slab::Entry<Core>`.
+        #[allow(dead_code)]
+        enum SlabEntry<T> {
+            Vacant(usize),
+            Occupied(T),
+        }
+        let core = std::mem::size_of::<SlabEntry<crate::conn::Core>>();
+        let handler = std::mem::size_of::<Option<H8>>();
+        let generation = std::mem::size_of::<u32>();
+        let size = core + handler;
+        println!(
+            "per connection: core {core} B + handler {handler} B (+ {generation} B generation)"
+        );
+        assert!(
+            size <= 104,
+            "core {core} + handler {handler} = {size} bytes"
+        );
     }
 }

@@ -1,15 +1,17 @@
 //! Model-based test of the connection state machine.
 //!
-//! Random sequences of handler calls (write, close, abort, pause, resume,
-//! set/clear deadline, set_idle_timeout) and socket events (data, EOF, read
-//! and write errors, writable, time passing, a panic, a shutdown) drive the
+//! Random sequences of handler calls (write, close, shutdown_write, abort,
+//! pause, resume, set/clear deadline, set_idle_timeout) and socket events
+//! (connected, connect failed, data, EOF, read and write errors, writable,
+//! time passing, a panic, a shutdown), on accepted and outbound connections,
+//! drive the
 //! real [`State`] exactly as the reactor and [`Conn`](super::Conn) do, and a
 //! small reference model beside it. After every step:
 //!
 //! - the phases agree, and so do the armed timers;
 //! - once Done, nothing changes it again and no timer is armed;
 //! - while closing, the close timeout is armed, at the time `close()` set;
-//! - our FIN goes out only with nothing queued;
+//! - our FIN goes out only with nothing queued, and at most once;
 //!
 //! and when the connection ends (once):
 //!
@@ -29,6 +31,8 @@ use crate::close::{reason_from_error, CloseReason};
 
 /// `Config::close_timeout`, in ticks.
 const CLOSE: u64 = 100;
+/// `Config::connect_timeout`, in ticks (as the reactor arms it).
+const CONNECT: u64 = 150;
 /// `Config::max_write_buffer`.
 const MAX_WB: usize = 1_000;
 
@@ -36,6 +40,7 @@ const MAX_WB: usize = 1_000;
 enum Call {
     Write(usize),
     Close,
+    ShutdownWrite,
     Abort,
     Pause,
     Resume,
@@ -48,6 +53,8 @@ enum Call {
 enum Step {
     /// A callback (or `Handle` commands) making these calls in a row.
     Calls(Vec<Call>),
+    Connected,
+    ConnectFailed(io::ErrorKind),
     Data,
     Eof,
     ReadError(io::ErrorKind),
@@ -67,9 +74,10 @@ const ERRORS: [io::ErrorKind; 5] = [
 ];
 
 fn gen_call(rng: &mut fastrand::Rng) -> Call {
-    match rng.u8(0..16) {
+    match rng.u8(0..18) {
         0..=4 => Call::Write(rng.usize(1..=400)),
         5..=7 => Call::Close,
+        16 | 17 => Call::ShutdownWrite,
         8 => Call::Abort,
         9 => Call::Pause,
         10 => Call::Resume,
@@ -80,7 +88,9 @@ fn gen_call(rng: &mut fastrand::Rng) -> Call {
 }
 
 fn gen_step(rng: &mut fastrand::Rng) -> Step {
-    match rng.u8(0..20) {
+    match rng.u8(0..23) {
+        20 | 21 => Step::Connected,
+        22 => Step::ConnectFailed(ERRORS[rng.usize(..ERRORS.len())]),
         0..=6 => Step::Calls((0..rng.usize(1..=4)).map(|_| gen_call(rng)).collect()),
         7 | 8 => Step::Data,
         9 => Step::Eof,
@@ -104,14 +114,24 @@ struct Model {
     idle_ms: u32,
     idle_at: u64,
     close_at: u64,
+    connect_at: u64,
+    fin_pending: bool,
+    write_closed: bool,
     cause: Option<CloseReason>,
     abortive: bool,
 }
 
 impl Model {
-    fn new() -> Model {
+    fn new(connecting: bool) -> Model {
         Model {
-            phase: Phase::Open,
+            phase: if connecting {
+                Phase::Connecting
+            } else {
+                Phase::Open
+            },
+            connect_at: if connecting { CONNECT } else { 0 },
+            fin_pending: false,
+            write_closed: false,
             pending: 0,
             peer_fin: false,
             paused: false,
@@ -145,7 +165,49 @@ impl Model {
         match self.phase {
             Phase::Open => !self.paused && !self.peer_fin,
             Phase::Flushing | Phase::Draining => !self.peer_fin,
-            Phase::Done => false,
+            Phase::Connecting | Phase::Done => false,
+        }
+    }
+
+    fn accepts_writes(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Connecting)
+            && !self.fin_pending
+            && !self.write_closed
+    }
+
+    /// `close()`, as specified.
+    fn close(&mut self, now: u64) {
+        match self.phase {
+            Phase::Connecting => {
+                self.first(CloseReason::Local);
+                self.phase = Phase::Done;
+            }
+            Phase::Open => {
+                self.first(CloseReason::Local);
+                self.paused = false;
+                self.fin_pending = false;
+                self.idle_at = 0;
+                self.deadline = 0;
+                if self.pending == 0 && self.peer_fin {
+                    self.phase = Phase::Done;
+                } else {
+                    self.close_at = now + CLOSE;
+                    self.phase = if self.pending > 0 {
+                        Phase::Flushing
+                    } else {
+                        Phase::Draining
+                    };
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Everything queued went out while open: a FIN asked for goes now.
+    fn drained(&mut self) {
+        if self.phase == Phase::Open && self.fin_pending {
+            self.fin_pending = false;
+            self.write_closed = true;
         }
     }
 
@@ -157,6 +219,7 @@ impl Model {
                 .min()
                 .unwrap_or(0),
             Phase::Flushing | Phase::Draining => self.close_at,
+            Phase::Connecting => self.connect_at,
             Phase::Done => 0,
         }
     }
@@ -174,6 +237,7 @@ struct Run {
     real: Real,
     model: Model,
     finished: bool,
+    fins: u32,
 }
 
 type Check = Result<(), String>;
@@ -187,24 +251,32 @@ fn ensure(cond: bool, what: impl FnOnce() -> String) -> Check {
 }
 
 impl Run {
-    fn new() -> Run {
+    fn new(connecting: bool) -> Run {
         Run {
             now: 0,
             real: Real {
-                st: State::new(0),
+                st: if connecting {
+                    State::connecting(0, CONNECT)
+                } else {
+                    State::new(0)
+                },
                 pending: 0,
             },
-            model: Model::new(),
+            model: Model::new(connecting),
             finished: false,
+            fins: 0,
         }
     }
 
-    /// Our FIN goes out (`Action::ShutdownWrite`): nothing may be queued.
-    fn act(&self, action: Action) -> Check {
+    /// Our FIN goes out (`Action::ShutdownWrite`): nothing may be queued,
+    /// and it goes once.
+    fn act(&mut self, action: Action) -> Check {
         if action == Action::ShutdownWrite {
+            self.fins += 1;
             ensure(self.real.pending == 0, || {
                 format!("FIN sent with {} bytes queued", self.real.pending)
             })?;
+            ensure(self.fins == 1, || "FIN sent twice".into())?;
         }
         Ok(())
     }
@@ -213,14 +285,14 @@ impl Run {
         let (now, r, m) = (self.now, &mut self.real, &mut self.model);
         match call {
             Call::Write(n) => {
-                // Conn::write: ignored unless open; the kernel takes nothing here.
-                if r.st.is_open() {
+                // Core::write: the kernel takes nothing here.
+                if r.st.accepts_writes() {
                     r.pending += n;
                     if r.pending > MAX_WB {
                         r.st.fail(CloseReason::Backpressure);
                     }
                 }
-                if m.phase == Phase::Open {
+                if m.accepts_writes() {
                     m.pending += n;
                     if m.pending > MAX_WB {
                         m.end(CloseReason::Backpressure);
@@ -228,25 +300,28 @@ impl Run {
                 }
             }
             Call::Close => {
-                // Conn::close
+                // Core::close
                 let action = r.st.request_close(r.pending > 0, || now + CLOSE);
                 self.act(action)?;
+                self.model.close(now);
+            }
+            Call::ShutdownWrite => {
+                // Core::shutdown_write
+                let action = r.st.request_shutdown_write(r.pending > 0, || now + CLOSE);
+                self.act(action)?;
                 let m = &mut self.model;
-                if m.phase == Phase::Open {
-                    m.first(CloseReason::Local);
-                    m.paused = false;
-                    m.idle_at = 0;
-                    m.deadline = 0;
-                    if m.pending == 0 && m.peer_fin {
-                        m.phase = Phase::Done;
-                    } else {
-                        m.close_at = now + CLOSE;
-                        m.phase = match (m.pending > 0, m.peer_fin) {
-                            (true, _) => Phase::Flushing,
-                            (false, false) => Phase::Draining,
-                            (false, true) => Phase::Done,
-                        };
+                match m.phase {
+                    Phase::Connecting if !m.write_closed => m.fin_pending = true,
+                    Phase::Open if !m.fin_pending && !m.write_closed => {
+                        if m.peer_fin {
+                            m.close(now);
+                        } else if m.pending > 0 {
+                            m.fin_pending = true;
+                        } else {
+                            m.write_closed = true;
+                        }
                     }
+                    _ => {}
                 }
             }
             Call::Abort => {
@@ -264,13 +339,13 @@ impl Run {
             }
             Call::Pause => {
                 r.st.pause();
-                if m.phase == Phase::Open {
+                if matches!(m.phase, Phase::Open | Phase::Connecting) {
                     m.paused = true;
                 }
             }
             Call::Resume => {
                 r.st.resume();
-                if m.phase == Phase::Open {
+                if matches!(m.phase, Phase::Open | Phase::Connecting) {
                     m.paused = false;
                 }
             }
@@ -301,6 +376,31 @@ impl Run {
         let now = self.now;
         match *step {
             Step::Calls(_) => unreachable!(),
+            Step::Connected => {
+                // connect_event: connected, on_open, then a first flush (or a
+                // FIN asked for while connecting, with nothing queued).
+                let connected = self.real.st.connected(now);
+                if connected && self.real.pending == 0 {
+                    let action = self.real.st.drained();
+                    self.act(action)?;
+                }
+                let m = &mut self.model;
+                if m.phase == Phase::Connecting {
+                    m.phase = Phase::Open;
+                    m.connect_at = 0;
+                    if m.pending == 0 {
+                        m.drained();
+                    }
+                }
+            }
+            Step::ConnectFailed(kind) => {
+                if self.real.st.phase() == Phase::Connecting {
+                    self.real.st.fail(CloseReason::ConnectFailed(kind.into()));
+                }
+                if self.model.phase == Phase::Connecting {
+                    self.model.end(CloseReason::ConnectFailed(kind.into()));
+                }
+            }
             Step::Data => {
                 // read_ready: read while may_read; deliver (and re-arm idle) while open.
                 let r = &mut self.real;
@@ -313,16 +413,21 @@ impl Run {
                 }
             }
             Step::Eof => {
+                // read_ready: on_read_closed (its calls are separate steps),
+                // then both directions done if this side half-closed.
                 let r = &mut self.real;
-                if r.st.may_read() {
-                    r.st.eof();
+                if r.st.may_read() && r.st.eof() {
+                    let action = r.st.after_read_closed(r.pending > 0, || now + CLOSE);
+                    self.act(action)?;
                 }
                 let m = &mut self.model;
                 if m.readable() {
                     m.peer_fin = true;
                     m.first(CloseReason::PeerClosed);
-                    if m.phase == Phase::Draining {
-                        m.phase = Phase::Done;
+                    match m.phase {
+                        Phase::Draining => m.phase = Phase::Done,
+                        Phase::Open if m.fin_pending || m.write_closed => m.close(now),
+                        _ => {}
                     }
                 }
             }
@@ -338,35 +443,41 @@ impl Run {
             Step::WriteError(kind) => {
                 // Core::flush hitting an error: the queue is dropped.
                 let r = &mut self.real;
-                if r.pending > 0 {
+                let flushing = |p: Phase| matches!(p, Phase::Open | Phase::Flushing);
+                if r.pending > 0 && flushing(r.st.phase()) {
                     r.pending = 0;
                     r.st.fail(reason_from_error(kind.into()));
                 }
                 let m = &mut self.model;
-                if m.pending > 0 && m.phase != Phase::Done {
+                if m.pending > 0 && flushing(m.phase) {
                     m.pending = 0;
                     m.end(reason_from_error(kind.into()));
                 }
             }
             Step::Writable(k) => {
-                // write_ready
+                // write_ready (a connecting socket is not flushed)
                 let r = &mut self.real;
-                if r.pending > 0 {
+                let phase = r.st.phase();
+                if r.pending > 0 && matches!(phase, Phase::Open | Phase::Flushing) {
                     r.pending -= k.min(r.pending);
-                    if r.pending == 0 && r.st.phase() == Phase::Flushing {
-                        let action = r.st.flushed();
+                    if r.pending == 0 {
+                        let action = if phase == Phase::Flushing {
+                            r.st.flushed()
+                        } else {
+                            r.st.drained()
+                        };
                         self.act(action)?;
                     }
                 }
                 let m = &mut self.model;
-                if m.pending > 0 && m.phase != Phase::Done {
+                if m.pending > 0 && matches!(m.phase, Phase::Open | Phase::Flushing) {
                     m.pending -= k.min(m.pending);
-                    if m.pending == 0 && m.phase == Phase::Flushing {
-                        m.phase = if m.peer_fin {
-                            Phase::Done
-                        } else {
-                            Phase::Draining
-                        };
+                    if m.pending == 0 {
+                        match m.phase {
+                            Phase::Flushing if m.peer_fin => m.phase = Phase::Done,
+                            Phase::Flushing => m.phase = Phase::Draining,
+                            _ => m.drained(),
+                        }
                     }
                 }
             }
@@ -378,6 +489,9 @@ impl Run {
                 let m = &mut self.model;
                 let due = |t: u64| t != 0 && t <= now;
                 match m.phase {
+                    Phase::Connecting if due(m.connect_at) => m.end(CloseReason::ConnectFailed(
+                        io::Error::from(io::ErrorKind::TimedOut),
+                    )),
                     Phase::Flushing if due(m.close_at) => {
                         m.abortive = true;
                         m.end(CloseReason::FlushTimeout);
@@ -433,8 +547,19 @@ impl Run {
                 || format!("closing without its close timeout ({})", st.next_timer()),
             ),
             Phase::Done => ensure(st.next_timer() == 0, || "timer armed after Done".into()),
+            Phase::Connecting => ensure(st.next_timer() == CONNECT, || {
+                format!(
+                    "connecting without its connect timeout ({})",
+                    st.next_timer()
+                )
+            }),
             Phase::Open => Ok(()),
-        }
+        }?;
+        ensure(
+            st.has_any(Flag::FIN_PENDING, Flag::WRITE_CLOSED) == (m.fin_pending || m.write_closed)
+                || st.phase() != Phase::Open,
+            || "half-close state differs from the model".into(),
+        )
     }
 
     /// The reactor's `finish`: once, when Done.
@@ -465,8 +590,8 @@ impl Run {
 }
 
 /// Runs `steps`; returns the failure and how many steps it took.
-fn run(steps: &[Step]) -> Result<(), (usize, String)> {
-    let mut r = Run::new();
+fn run(connecting: bool, steps: &[Step]) -> Result<(), (usize, String)> {
+    let mut r = Run::new(connecting);
     for (i, step) in steps.iter().enumerate() {
         let fail = |e: String| (i, e);
         if let Step::Calls(calls) = step {
@@ -491,14 +616,14 @@ fn run(steps: &[Step]) -> Result<(), (usize, String)> {
 }
 
 /// Drops steps (and calls within steps) while the run still fails.
-fn shrink(mut steps: Vec<Step>) -> Vec<Step> {
+fn shrink(connecting: bool, mut steps: Vec<Step>) -> Vec<Step> {
     loop {
         let mut smaller = false;
         let mut i = 0;
         while i < steps.len() {
             let mut t = steps.clone();
             t.remove(i);
-            if run(&t).is_err() {
+            if run(connecting, &t).is_err() {
                 steps = t;
                 smaller = true;
                 continue;
@@ -509,7 +634,7 @@ fn shrink(mut steps: Vec<Step>) -> Vec<Step> {
                     c.remove(j);
                     let mut t = steps.clone();
                     t[i] = Step::Calls(c);
-                    if run(&t).is_err() {
+                    if run(connecting, &t).is_err() {
                         steps = t;
                         smaller = true;
                         break;
@@ -537,19 +662,20 @@ fn model_random_sequences_keep_every_invariant() {
     let mut steps_run = 0usize;
     for case in 0..cases {
         let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(case));
+        let connecting = rng.u8(0..3) == 0;
         let steps: Vec<Step> = (0..rng.usize(1..=40)).map(|_| gen_step(&mut rng)).collect();
-        if let Err((at, e)) = run(&steps) {
-            let small = shrink(steps.clone());
-            let (at_small, e_small) = run(&small).expect_err("still fails");
+        if let Err((at, e)) = run(connecting, &steps) {
+            let small = shrink(connecting, steps.clone());
+            let (at_small, e_small) = run(connecting, &small).expect_err("still fails");
             panic!(
-                "HANGUP_MODEL_SEED={seed} case {case}: step {at}: {e}\n\
+                "HANGUP_MODEL_SEED={seed} case {case} (connecting: {connecting}): step {at}: {e}\n\
                  shrunk to {} steps (fails at step {at_small}: {e_small}):\n{small:#?}",
                 small.len()
             );
         }
         steps_run += steps.len();
         // Tally how sequences ended, so a change in coverage shows.
-        let mut r = Run::new();
+        let mut r = Run::new(connecting);
         for step in &steps {
             match step {
                 Step::Calls(calls) => {
@@ -585,6 +711,7 @@ fn model_random_sequences_keep_every_invariant() {
         "Shutdown",
         "Panicked",
         "Error",
+        "ConnectFailed",
     ] {
         assert!(
             cases < 1_000 || ends.contains_key(reason),
@@ -600,5 +727,5 @@ fn model_catches_a_close_timeout_removed_after_close() {
         Step::Calls(vec![Call::Close, Call::ClearDeadline]),
         Step::Advance(CLOSE + 1),
     ];
-    run(&steps).unwrap();
+    run(false, &steps).unwrap();
 }

@@ -110,6 +110,14 @@ impl<T> Slots<T> {
         self.slab.get_mut(id.index as usize)
     }
 
+    #[inline]
+    pub(crate) fn get(&self, id: ConnId) -> Option<&T> {
+        if self.gens.get(id.index as usize) != Some(&id.gen) {
+            return None;
+        }
+        self.slab.get(id.index as usize)
+    }
+
     /// The live id at slot `index`, if any.
     pub(crate) fn id_at(&self, index: usize) -> Option<ConnId> {
         if self.slab.contains(index) {

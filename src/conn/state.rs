@@ -2,6 +2,7 @@
 //! sockets, no clock: time comes in as ticks.
 
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
 use crate::close::CloseReason;
@@ -10,6 +11,9 @@ use crate::close::CloseReason;
 /// as `state=Open=>Flushing`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
+    /// An outbound connect is under way: output is queued, nothing is read,
+    /// no callback yet; the connect timeout is armed.
+    Connecting,
     /// Reading and writing; callbacks are delivered.
     Open,
     /// `close()` was called with output still queued: flushing it, discarding input.
@@ -35,9 +39,9 @@ pub(crate) enum Action {
     ShutdownWrite,
 }
 
-/// One-bit facts about a connection, packed in a byte (see [`State`]).
+/// One-bit facts about a connection (see [`State`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Flag(u8);
+pub(crate) struct Flag(u16);
 
 impl Flag {
     /// A read returned 0.
@@ -57,11 +61,70 @@ impl Flag {
     pub(crate) const WANT_WRITABLE: Flag = Flag(1 << 6);
     /// Close with SO_LINGER 0 (RST).
     pub(crate) const ABORTIVE: Flag = Flag(1 << 7);
+    /// `shutdown_write` was asked for with output queued: our FIN follows
+    /// the flush.
+    pub(crate) const FIN_PENDING: Flag = Flag(1 << 8);
+    /// Our FIN is sent (`shutdown_write`): nothing more is written.
+    pub(crate) const WRITE_CLOSED: Flag = Flag(1 << 9);
 }
 
 /// Flags only the state machine itself may change: they record what the
 /// handler asked for and what the peer did, and decide the phase.
-const OWN_FLAGS: u8 = Flag::PEER_FIN.0 | Flag::PAUSED.0 | Flag::ABORTIVE.0;
+const OWN_FLAGS: u16 = Flag::PEER_FIN.0
+    | Flag::PAUSED.0
+    | Flag::ABORTIVE.0
+    | Flag::FIN_PENDING.0
+    | Flag::WRITE_CLOSED.0;
+
+/// [`CloseReason`] without its payload, in a byte; the `io::Error` of
+/// `Error` and `ConnectFailed` is kept beside it. Keeps [`State`] small.
+const NO_CAUSE: u8 = 0;
+
+fn cause_code(r: &CloseReason) -> u8 {
+    match r {
+        CloseReason::PeerClosed => 1,
+        CloseReason::Reset => 2,
+        CloseReason::TimedOut => 3,
+        CloseReason::Idle => 4,
+        CloseReason::Deadline => 5,
+        CloseReason::Local => 6,
+        CloseReason::Backpressure => 7,
+        CloseReason::FlushTimeout => 8,
+        CloseReason::Shutdown => 9,
+        CloseReason::Panicked => 10,
+        CloseReason::Error(_) => 11,
+        CloseReason::ConnectFailed(_) => 12,
+    }
+}
+
+fn split_cause(r: CloseReason) -> (u8, Option<io::Error>) {
+    let code = cause_code(&r);
+    match r {
+        CloseReason::Error(e) | CloseReason::ConnectFailed(e) => (code, Some(e)),
+        _ => (code, None),
+    }
+}
+
+fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
+    let lost = || io::Error::other("cause lost");
+    Some(match code {
+        1 => CloseReason::PeerClosed,
+        2 => CloseReason::Reset,
+        3 => CloseReason::TimedOut,
+        4 => CloseReason::Idle,
+        5 => CloseReason::Deadline,
+        6 => CloseReason::Local,
+        7 => CloseReason::Backpressure,
+        8 => CloseReason::FlushTimeout,
+        9 => CloseReason::Shutdown,
+        10 => CloseReason::Panicked,
+        11 => CloseReason::Error(err.unwrap_or_else(lost)),
+        12 => CloseReason::ConnectFailed(err.unwrap_or_else(lost)),
+        _ => return None,
+    })
+}
+
+const PANICKED: u8 = 10;
 
 /// The pure part of a connection: its phase, why it is closing, its hints
 /// and its timers (ticks; 0 = unset). No sockets here. Kept small: it is
@@ -69,40 +132,55 @@ const OWN_FLAGS: u8 = Flag::PEER_FIN.0 | Flag::PAUSED.0 | Flag::ABORTIVE.0;
 ///
 /// The fields are private: every change goes through a method that knows
 /// the phase, so a call meant for an open connection (a deadline, an idle
-/// timeout, pausing) cannot disturb a close in progress. What each method
-/// does in each phase:
+/// timeout, pausing) cannot disturb a connect or a close in progress. What
+/// each method does in each phase:
 ///
-/// | method | Open | Flushing, Draining | Done |
-/// |---|---|---|---|
-/// | `set_deadline`, `clear_deadline`, `set_idle_timeout` | as named | ignored: the close timeout governs | ignored |
-/// | `pause`, `resume` | as named | ignored: input is discarded | ignored |
-/// | `request_close` | starts the close, arms the close timeout | ignored | ignored |
-/// | `request_abort` | Done, abortive | Done, abortive | ignored |
-/// | `fail` | Done | Done; in Flushing the failure replaces the cause | ignored |
+/// | method | Connecting | Open | Flushing, Draining | Done |
+/// |---|---|---|---|---|
+/// | `set_deadline`, `clear_deadline`, `set_idle_timeout` | ignored: the connect timeout governs | as named | ignored: the close timeout governs | ignored |
+/// | `pause`, `resume` | as named | as named | ignored: input is discarded | ignored |
+/// | `request_close` | Done (the connect is abandoned) | starts the close, arms the close timeout | ignored | ignored |
+/// | `request_shutdown_write` | FIN once connected and flushed | FIN now, or after the flush | ignored | ignored |
+/// | `request_abort` | Done, abortive | Done, abortive | Done, abortive | ignored |
+/// | `fail` | Done | Done | Done; in Flushing the failure replaces the cause | a panic is recorded |
 #[derive(Debug)]
 pub(crate) struct State {
-    phase: Phase,
-    flags: u8,
-    /// The first cause observed.
-    cause: Option<CloseReason>,
-    /// Idle timeout in ms; 0 = none.
-    idle_ms: u32,
+    /// While connecting: the connect timeout. While open: the handler's
+    /// deadline. While closing: the close timeout, which only
+    /// `request_close` sets.
+    deadline_at: u64,
     /// When the idle timer fires (while open).
     idle_at: u64,
-    /// While open: the handler's deadline. While closing: the close timeout,
-    /// which only `request_close` sets.
-    deadline_at: u64,
+    /// The payload of the first cause, for `Error` and `ConnectFailed`.
+    err: Option<io::Error>,
+    /// Idle timeout in ms; 0 = none.
+    idle_ms: u32,
+    flags: u16,
+    phase: Phase,
+    /// The first cause observed ([`cause_code`]); [`NO_CAUSE`] if none yet.
+    cause: u8,
 }
 
 impl State {
     pub(crate) fn new(idle_ms: u32) -> State {
         State {
-            phase: Phase::Open,
-            flags: 0,
-            cause: None,
-            idle_ms,
-            idle_at: 0,
             deadline_at: 0,
+            idle_at: 0,
+            err: None,
+            idle_ms,
+            flags: 0,
+            phase: Phase::Open,
+            cause: NO_CAUSE,
+        }
+    }
+
+    /// An outbound connection whose connect is under way; `deadline` is the
+    /// connect timeout's tick (0 = none).
+    pub(crate) fn connecting(idle_ms: u32, deadline: u64) -> State {
+        State {
+            deadline_at: deadline,
+            phase: Phase::Connecting,
+            ..State::new(idle_ms)
         }
     }
 
@@ -151,12 +229,18 @@ impl State {
         }
     }
 
+    fn replace_cause(&mut self, reason: CloseReason) {
+        let (code, err) = split_cause(reason);
+        self.cause = code;
+        self.err = err;
+    }
+
     /// Records `reason` unless an earlier cause is known (first cause wins).
     /// A panic is always recorded: it says the handler is broken.
     #[inline]
     fn note_cause(&mut self, reason: CloseReason) {
-        if self.cause.is_none() || matches!(reason, CloseReason::Panicked) {
-            self.cause = Some(reason);
+        if self.cause == NO_CAUSE || matches!(reason, CloseReason::Panicked) {
+            self.replace_cause(reason);
         }
     }
 
@@ -164,13 +248,15 @@ impl State {
     /// recorded.
     pub(crate) fn take_reason(&mut self) -> CloseReason {
         debug_assert_eq!(self.phase, Phase::Done);
-        self.cause.take().unwrap_or(CloseReason::Local)
+        let code = std::mem::replace(&mut self.cause, NO_CAUSE);
+        join_cause(code, self.err.take()).unwrap_or(CloseReason::Local)
     }
 
-    /// The cause recorded so far, if any.
+    /// The name of the cause recorded so far, if any.
     #[cfg(test)]
-    pub(crate) fn cause(&self) -> Option<&CloseReason> {
-        self.cause.as_ref()
+    pub(crate) fn cause_name(&self) -> Option<&'static str> {
+        let err = self.err.as_ref().map(|e| io::Error::from(e.kind()));
+        join_cause(self.cause, err).map(|r| r.name())
     }
 
     /// The connection is dead or must end now: no flush, no drain.
@@ -183,22 +269,28 @@ impl State {
         match self.phase {
             Phase::Done => {
                 if matches!(reason, CloseReason::Panicked) {
-                    self.cause = Some(reason);
+                    self.replace_cause(reason);
                 }
                 return;
             }
-            Phase::Flushing if !matches!(self.cause, Some(CloseReason::Panicked)) => {
-                self.cause = Some(reason);
-            }
+            Phase::Flushing if self.cause != PANICKED => self.replace_cause(reason),
             _ => self.note_cause(reason),
         }
         self.set_phase(Phase::Done);
     }
 
-    /// Whether callbacks may still be delivered and writes are taken.
+    /// Whether callbacks may still be delivered.
     #[inline]
     pub(crate) fn is_open(&self) -> bool {
         self.phase == Phase::Open
+    }
+
+    /// Whether `Conn::write` takes output: while connecting (queued until
+    /// connected) and open, until our FIN was asked for.
+    #[inline]
+    pub(crate) fn accepts_writes(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::Connecting)
+            && !self.has_any(Flag::FIN_PENDING, Flag::WRITE_CLOSED)
     }
 
     /// Whether the socket should be read: input is delivered while open and
@@ -208,7 +300,7 @@ impl State {
         match self.phase {
             Phase::Open => !self.has(Flag::PAUSED) && !self.has(Flag::PEER_FIN),
             Phase::Flushing | Phase::Draining => !self.has(Flag::PEER_FIN),
-            Phase::Done => false,
+            Phase::Connecting | Phase::Done => false,
         }
     }
 
@@ -223,20 +315,40 @@ impl State {
             && self.deadline_at == 0
     }
 
+    /// The connect completed: open, with the idle timer running from `now`.
+    /// Ignored unless connecting.
+    pub(crate) fn connected(&mut self, now: u64) -> bool {
+        if self.phase != Phase::Connecting {
+            return false;
+        }
+        self.deadline_at = 0;
+        self.set_phase(Phase::Open);
+        self.heard_from_peer(now);
+        true
+    }
+
     /// A graceful close was asked for (`Conn::close`). The close timeout
     /// starts now and replaces the idle timer and any deadline. `now` is only
     /// asked for when a timer is needed (not after the peer's FIN with
-    /// nothing queued, the common case). Ignored unless open.
+    /// nothing queued, the common case). While connecting, the connect is
+    /// abandoned. Ignored otherwise.
     pub(crate) fn request_close(
         &mut self,
         has_pending: bool,
         close_deadline: impl FnOnce() -> u64,
     ) -> Action {
-        if self.phase != Phase::Open {
-            return Action::None;
+        match self.phase {
+            Phase::Open => {}
+            Phase::Connecting => {
+                self.note_cause(CloseReason::Local);
+                self.set_phase(Phase::Done);
+                return Action::None;
+            }
+            _ => return Action::None,
         }
         self.note_cause(CloseReason::Local);
         self.put(Flag::PAUSED, false);
+        self.put(Flag::FIN_PENDING, false);
         self.idle_at = 0;
         if !has_pending && self.has(Flag::PEER_FIN) {
             self.set_phase(Phase::Done);
@@ -248,6 +360,65 @@ impl State {
             Action::None
         } else {
             self.flushed()
+        }
+    }
+
+    /// Half-close of this side was asked for (`Conn::shutdown_write`): our
+    /// FIN now if nothing is queued, else after the flush (or, while
+    /// connecting, once connected and flushed); reading goes on. If the
+    /// peer's FIN was already seen, both directions are done: a close.
+    pub(crate) fn request_shutdown_write(
+        &mut self,
+        has_pending: bool,
+        close_deadline: impl FnOnce() -> u64,
+    ) -> Action {
+        match self.phase {
+            Phase::Connecting if !self.has(Flag::WRITE_CLOSED) => {
+                self.put(Flag::FIN_PENDING, true);
+                Action::None
+            }
+            Phase::Open if !self.has_any(Flag::FIN_PENDING, Flag::WRITE_CLOSED) => {
+                if self.has(Flag::PEER_FIN) {
+                    return self.request_close(has_pending, close_deadline);
+                }
+                if has_pending {
+                    self.put(Flag::FIN_PENDING, true);
+                    Action::None
+                } else {
+                    self.put(Flag::WRITE_CLOSED, true);
+                    Action::ShutdownWrite
+                }
+            }
+            _ => Action::None,
+        }
+    }
+
+    /// Everything queued was written while open: a pending FIN goes now.
+    pub(crate) fn drained(&mut self) -> Action {
+        if self.phase == Phase::Open && self.has(Flag::FIN_PENDING) {
+            self.put(Flag::FIN_PENDING, false);
+            self.put(Flag::WRITE_CLOSED, true);
+            Action::ShutdownWrite
+        } else {
+            Action::None
+        }
+    }
+
+    /// After `on_read_closed`: if this side half-closed too, both directions
+    /// are done and the connection closes (as `close()` would: a queued
+    /// output is flushed first).
+    pub(crate) fn after_read_closed(
+        &mut self,
+        has_pending: bool,
+        close_deadline: impl FnOnce() -> u64,
+    ) -> Action {
+        if self.phase == Phase::Open
+            && self.has(Flag::PEER_FIN)
+            && self.has_any(Flag::FIN_PENDING, Flag::WRITE_CLOSED)
+        {
+            self.request_close(has_pending, close_deadline)
+        } else {
+            Action::None
         }
     }
 
@@ -269,7 +440,11 @@ impl State {
             Action::None
         } else {
             self.set_phase(Phase::Draining);
-            Action::ShutdownWrite
+            if self.has(Flag::WRITE_CLOSED) {
+                Action::None
+            } else {
+                Action::ShutdownWrite
+            }
         }
     }
 
@@ -282,7 +457,7 @@ impl State {
         self.note_cause(CloseReason::PeerClosed);
         match self.phase {
             Phase::Open => true,
-            Phase::Flushing => false,
+            Phase::Connecting | Phase::Flushing => false,
             Phase::Draining => {
                 self.set_phase(Phase::Done);
                 false
@@ -299,20 +474,29 @@ impl State {
                 (i, 0) => i,
                 (i, d) => i.min(d),
             },
-            Phase::Flushing | Phase::Draining => self.deadline_at,
+            Phase::Connecting | Phase::Flushing | Phase::Draining => self.deadline_at,
             Phase::Done => 0,
         }
     }
 
     /// Fires the timers due at `now`. Returns true if the connection must end.
     ///
-    /// The close timeout in Draining ends the connection as closed (our FIN
-    /// and all output went out). In Flushing, output is still queued: the
-    /// peer gets a reset rather than a clean EOF after partial data, and the
-    /// reason is [`CloseReason::FlushTimeout`].
+    /// The connect timeout ends a connect as
+    /// [`CloseReason::ConnectFailed`] with `ErrorKind::TimedOut`. The close
+    /// timeout in Draining ends the connection as closed (our FIN and all
+    /// output went out). In Flushing, output is still queued: the peer gets a
+    /// reset rather than a clean EOF after partial data, and the reason is
+    /// [`CloseReason::FlushTimeout`].
     pub(crate) fn expire(&mut self, now: u64) -> bool {
         let due = |t: u64| t != 0 && t <= now;
         match self.phase {
+            Phase::Connecting if due(self.deadline_at) => {
+                self.fail(CloseReason::ConnectFailed(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "connect_timeout passed",
+                )));
+                true
+            }
             Phase::Flushing if due(self.deadline_at) => {
                 log::debug!("close timeout passed with output queued");
                 self.put(Flag::ABORTIVE, true);
@@ -364,7 +548,8 @@ impl State {
     }
 
     /// `Conn::set_deadline`: the connection ends at `at` with `Deadline`.
-    /// Ignored unless open: a close in progress keeps its close timeout.
+    /// Ignored unless open: a connect or a close in progress keeps its
+    /// timeout.
     pub(crate) fn set_deadline(&mut self, at: u64) {
         if self.phase == Phase::Open {
             self.deadline_at = at;
@@ -378,17 +563,18 @@ impl State {
         }
     }
 
-    /// `Conn::pause_reading`. Ignored unless open: while closing, input is
-    /// read and discarded so that the kernel does not answer it with a reset.
+    /// `Conn::pause_reading`. Ignored unless open or connecting: while
+    /// closing, input is read and discarded so that the kernel does not
+    /// answer it with a reset.
     pub(crate) fn pause(&mut self) {
-        if self.phase == Phase::Open {
+        if matches!(self.phase, Phase::Open | Phase::Connecting) {
             self.put(Flag::PAUSED, true);
         }
     }
 
-    /// `Conn::resume_reading`. Ignored unless open and paused.
+    /// `Conn::resume_reading`. Ignored unless open or connecting, and paused.
     pub(crate) fn resume(&mut self) {
-        if self.phase == Phase::Open && self.has(Flag::PAUSED) {
+        if matches!(self.phase, Phase::Open | Phase::Connecting) && self.has(Flag::PAUSED) {
             self.put(Flag::PAUSED, false);
             self.put(Flag::MORE_TO_READ, true);
         }

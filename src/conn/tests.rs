@@ -21,7 +21,7 @@ fn state_draining() -> State {
 }
 
 fn name(s: &State) -> &'static str {
-    s.cause().map_or("none", |c| c.name())
+    s.cause_name().unwrap_or("none")
 }
 
 // Tests for the slot allocator.

@@ -10,6 +10,7 @@ use crate::config::Keepalive;
 pub(crate) const ETIMEDOUT: Option<i32> = Some(110);
 pub(crate) const ECONNRESET: Option<i32> = Some(104);
 pub(crate) const ENOBUFS: Option<i32> = Some(105);
+pub(crate) const EINPROGRESS: Option<i32> = Some(115);
 
 /// epoll(7): with edge-triggered readiness, a read that returns fewer bytes
 /// than asked means the receive queue was drained.

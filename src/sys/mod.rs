@@ -20,7 +20,7 @@ mod imp;
 #[path = "other.rs"]
 mod imp;
 
-pub(crate) use imp::{ECONNRESET, ETIMEDOUT, SHORT_READ_DRAINS};
+pub(crate) use imp::{ECONNRESET, EINPROGRESS, ETIMEDOUT, SHORT_READ_DRAINS};
 
 /// Whether `config` sets any per-connection socket option.
 pub(crate) fn has_socket_options(config: &Config) -> bool {
@@ -60,6 +60,37 @@ pub(crate) fn is_resource_exhausted(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23) | Some(24))
         || e.kind() == io::ErrorKind::OutOfMemory
         || e.raw_os_error() == imp::ENOBUFS
+}
+
+/// Starts a non-blocking connect to `addr` on a new socket
+/// (close-on-exec, non-blocking), with `config`'s socket options. `Err` only
+/// when no socket could be made; an error that `connect(2)` (or setting an
+/// option) reports at once comes back beside the socket, to be reported
+/// through the connection like any later failure.
+pub(crate) fn start_connect(
+    addr: std::net::SocketAddr,
+    config: &Config,
+) -> io::Result<(mio::net::TcpStream, Option<io::Error>)> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let early = sock.set_nonblocking(true).err();
+    let stream = mio::net::TcpStream::from_std(sock.into());
+    if let Some(e) = early {
+        return Ok((stream, Some(e)));
+    }
+    if has_socket_options(config) {
+        if let Err(e) = apply_socket_options(&stream, config) {
+            return Ok((stream, Some(e)));
+        }
+    }
+    let failed = match SockRef::from(&stream).connect(&addr.into()) {
+        Ok(()) => None,
+        Err(e) if e.raw_os_error() == imp::EINPROGRESS || e.kind() == io::ErrorKind::WouldBlock => {
+            None
+        }
+        Err(e) => Some(e),
+    };
+    Ok((stream, failed))
 }
 
 /// Binds and listens as mio's `TcpListener::bind` does (`SO_REUSEADDR` on

@@ -17,6 +17,7 @@ use crate::config::Keepalive;
 pub(crate) const ETIMEDOUT: Option<i32> = None;
 pub(crate) const ECONNRESET: Option<i32> = None;
 pub(crate) const ENOBUFS: Option<i32> = None;
+pub(crate) const EINPROGRESS: Option<i32> = None;
 pub(crate) const SHORT_READ_DRAINS: bool = false;
 
 pub(crate) fn set_user_timeout(_sock: &SockRef<'_>, _t: Option<Duration>) -> io::Result<()> {
