@@ -102,6 +102,8 @@ fn main() -> std::io::Result<()> {
         addr.port()
     );
     if !demo {
+        // Ctrl-C or SIGTERM: every open connection closes with `Shutdown`.
+        common::shutdown_on_signals(reactor.handle());
         return reactor.run();
     }
     let handle = reactor.handle();

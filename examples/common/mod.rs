@@ -1,6 +1,7 @@
 //! Code shared by the examples.
 #![allow(dead_code)]
 
+pub mod proxy;
 pub mod vanish;
 
 #[path = "../../tests/util/stderr_log.rs"]
@@ -75,4 +76,19 @@ impl Table {
             );
         }
     }
+}
+
+/// Shuts the reactor down on Ctrl-C (SIGINT) or SIGTERM, from a thread that
+/// waits for the signal (signal-hook): open connections then get `on_close`
+/// with `Shutdown`, and `run` returns.
+pub fn shutdown_on_signals(handle: hangup::Handle) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).expect("signal handler");
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            eprintln!("signal {sig}: shutting down");
+            handle.shutdown();
+        }
+    });
 }

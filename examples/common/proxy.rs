@@ -1,0 +1,187 @@
+//! A TCP forwarding proxy as a hangup handler, shared by `examples/proxy.rs`
+//! and `tests/proxy.rs`.
+//!
+//! Each accepted client opens its upstream from `on_open` (a [`Connector`]),
+//! and the two connections of a pair reach each other by id
+//! ([`Conn::other`]) within the callback: bytes go from one socket's read to
+//! the other's `write` with no copy but into its queue when the kernel is
+//! full. Closes are mirrored the way a careful proxy does it:
+//!
+//! - a FIN becomes a FIN (`shutdown_write`), and the other direction keeps
+//!   flowing; the pair closes once both directions are done;
+//! - a reset (or a peer that vanished) becomes a reset (`abort`);
+//! - an upstream that cannot be reached closes the client, and the log names
+//!   why (refused, unreachable, timed out);
+//! - any other end closes the partner gracefully.
+//!
+//! Flow control in both directions: when a partner's queue passes [`MARK`],
+//! this side stops reading until the partner's `on_drained`, so a fast
+//! sender behind a slow reader holds about `MARK` plus one read in the proxy.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use hangup::{CloseReason, Conn, ConnId, Connector, Handle, Handler, Reactor};
+
+/// Pause reading when the partner has this much queued.
+pub const MARK: usize = 256 * 1024;
+
+/// What the proxy's handlers share (one reactor, one thread).
+pub struct Shared {
+    pub upstream: SocketAddr,
+    pub connector: Connector<Proxy>,
+    /// Print one line per close (the example), or stay quiet (tests).
+    pub verbose: bool,
+    /// The most output ever queued for one connection: the memory the
+    /// proxy holds beyond the kernel's buffers.
+    pub max_queued: Cell<usize>,
+    /// Pairs whose upstream could not be reached.
+    pub connect_failures: Cell<u64>,
+}
+
+/// Which end of a pair a handler serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Upstream,
+}
+
+pub struct Proxy {
+    role: Role,
+    shared: Rc<Shared>,
+    partner: Option<ConnId>,
+    handle: Option<Handle>,
+    peer: Option<SocketAddr>,
+}
+
+impl Proxy {
+    fn new(role: Role, shared: Rc<Shared>, partner: Option<ConnId>) -> Proxy {
+        Proxy {
+            role,
+            shared,
+            partner,
+            handle: None,
+            peer: None,
+        }
+    }
+}
+
+/// Makes a reactor's listener a proxy to `upstream`; returns what the
+/// handlers share.
+pub fn listen(
+    reactor: &mut Reactor<Proxy>,
+    at: SocketAddr,
+    upstream: SocketAddr,
+    verbose: bool,
+) -> std::io::Result<(SocketAddr, Rc<Shared>)> {
+    let shared = Rc::new(Shared {
+        upstream,
+        connector: reactor.connector(),
+        verbose,
+        max_queued: Cell::new(0),
+        connect_failures: Cell::new(0),
+    });
+    let s = shared.clone();
+    let addr = reactor.listen(at, move |_| Proxy::new(Role::Client, s.clone(), None))?;
+    Ok((addr, shared))
+}
+
+impl Handler for Proxy {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        self.handle = Some(conn.handle());
+        self.peer = Some(conn.peer_addr());
+        if self.role == Role::Upstream {
+            return;
+        }
+        let mut upstream = Proxy::new(Role::Upstream, self.shared.clone(), Some(conn.id()));
+        // Set now: a connect that fails never sees on_open, and must still
+        // close its client.
+        upstream.handle = Some(conn.handle());
+        match self
+            .shared
+            .connector
+            .connect(conn, self.shared.upstream, upstream)
+        {
+            Ok(id) => self.partner = Some(id),
+            Err(e) => {
+                log::warn!("no socket for the upstream: {e}");
+                conn.close();
+            }
+        }
+    }
+
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        let Some(mut to) = self.partner.and_then(|p| conn.other(p)) else {
+            // The partner is gone; its on_close told us how to end.
+            return;
+        };
+        to.write(data);
+        let queued = to.pending_output();
+        if queued > self.shared.max_queued.get() {
+            self.shared.max_queued.set(queued);
+        }
+        if queued > MARK {
+            conn.pause_reading();
+        }
+    }
+
+    fn on_drained(&mut self, conn: &mut Conn<'_>) {
+        if let Some(mut from) = self.partner.and_then(|p| conn.other(p)) {
+            from.resume_reading();
+        }
+    }
+
+    fn on_read_closed(&mut self, conn: &mut Conn<'_>) {
+        // A FIN becomes a FIN; the other direction keeps flowing. Once both
+        // are done the reactor closes each side (PeerClosed).
+        match self.partner.and_then(|p| conn.other(p)) {
+            Some(mut to) => to.shutdown_write(),
+            None => conn.close(),
+        }
+    }
+
+    fn on_close(&mut self, reason: CloseReason) {
+        if self.shared.verbose {
+            println!(
+                "{:?} {} closed: {reason}",
+                self.role,
+                self.peer.map_or("-".into(), |p| p.to_string())
+            );
+        }
+        let (Some(partner), Some(handle)) = (self.partner, &self.handle) else {
+            if let CloseReason::ConnectFailed(e) = &reason {
+                // Only the upstream can fail to connect, and it has a partner.
+                log::warn!("upstream {}: {e}", self.shared.upstream);
+            }
+            return;
+        };
+        match &reason {
+            CloseReason::PeerClosed => {}
+            CloseReason::Reset | CloseReason::TimedOut => handle.abort(partner),
+            // Reset after the handshake, before we saw it complete.
+            CloseReason::ConnectFailed(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                handle.abort(partner)
+            }
+            CloseReason::ConnectFailed(e) => {
+                self.shared
+                    .connect_failures
+                    .set(self.shared.connect_failures.get() + 1);
+                let why = match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => "refused",
+                    std::io::ErrorKind::TimedOut => "timed out",
+                    std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable => "unreachable",
+                    _ => "failed",
+                };
+                log::warn!(
+                    "upstream {} {why} ({e}): closing client {partner}",
+                    self.shared.upstream
+                );
+                handle.close(partner);
+            }
+            _ => handle.close(partner),
+        }
+    }
+}
