@@ -2,7 +2,6 @@
 //! both directions with each FIN passed on, resets mirrored, an unreachable
 //! upstream closing the client, and bounded memory behind a slow reader.
 
-#[allow(dead_code)]
 #[path = "../examples/common/proxy.rs"]
 mod proxy;
 mod util;

@@ -2,7 +2,6 @@
 //! fast client sends 256 MiB to an upstream that reads slowly. Its own test
 //! binary, so that the process's peak RSS is this test's alone.
 
-#[allow(dead_code)]
 #[path = "../examples/common/proxy.rs"]
 mod proxy;
 mod util;
