@@ -9,7 +9,9 @@
 //! It starts a reactor on 127.0.0.1 with one listener per scenario, drives a
 //! real client socket through each scenario, and prints a table: what the
 //! client did, the `CloseReason` reported, its errno, and the time from the
-//! client's action to `on_close`. Run as root, it also builds two network
+//! client's action to `on_close`. Rows for the outbound side follow: connects
+//! that are refused or time out, an upstream that resets, and a half-close
+//! passed through the proxy of `examples/proxy.rs`. Run as root, it also builds two network
 //! namespaces joined by a veth pair and makes a peer vanish (link down) to
 //! show keepalive and `TCP_USER_TIMEOUT` at work; otherwise those rows say
 //! why they were skipped. Set `HANGUP_LOG=debug` to see the library's logs.
@@ -168,6 +170,7 @@ fn main() -> std::io::Result<()> {
     }
     server.join().expect("reactor thread")?;
 
+    common::outbound::rows(&mut table);
     common::vanish::rows(&mut table);
     table.print();
     if table.all_ok() {

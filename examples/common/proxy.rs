@@ -19,7 +19,7 @@
 //! sender behind a slow reader holds about `MARK` plus one read in the proxy.
 #![allow(dead_code)]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 
@@ -39,6 +39,8 @@ pub struct Shared {
     pub max_queued: Cell<usize>,
     /// Pairs whose upstream could not be reached.
     pub connect_failures: Cell<u64>,
+    /// Every close: which side, and its reason's name.
+    pub closes: RefCell<Vec<(Role, &'static str)>>,
 }
 
 /// Which end of a pair a handler serves.
@@ -82,6 +84,7 @@ pub fn listen(
         verbose,
         max_queued: Cell::new(0),
         connect_failures: Cell::new(0),
+        closes: RefCell::new(Vec::new()),
     });
     let s = shared.clone();
     let addr = reactor.listen(at, move |_| Proxy::new(Role::Client, s.clone(), None))?;
@@ -143,6 +146,10 @@ impl Handler for Proxy {
     }
 
     fn on_close(&mut self, reason: CloseReason) {
+        self.shared
+            .closes
+            .borrow_mut()
+            .push((self.role, reason.name()));
         if self.shared.verbose {
             println!(
                 "{:?} {} closed: {reason}",
