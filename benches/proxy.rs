@@ -18,7 +18,6 @@
 //! Each proxy runs on its own thread (a hangup `Reactor`, a tokio
 //! `current_thread` runtime); clients and upstreams are std threads.
 
-#[allow(dead_code)]
 #[path = "../examples/common/proxy.rs"]
 mod proxy;
 

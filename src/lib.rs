@@ -1,13 +1,13 @@
 //! **hangup** answers the question every server has to answer: *did my peer
 //! go away, and why?*
 //!
-//! A [`Reactor`] accepts TCP connections, registers them with `mio` in a
-//! slab, reads each readable socket until it is drained, and calls your
-//! [`Handler`]. Every connection that saw [`Handler::on_open`] gets exactly
-//! one [`Handler::on_close`], with a [`CloseReason`] that says what the
-//! operating system said: an orderly FIN, a reset, a timeout when keepalive
-//! or `TCP_USER_TIMEOUT` gave up on a vanished peer, an idle timeout, a
-//! deadline, or a close of your own.
+//! A [`Reactor`] accepts and opens TCP connections, registers them with
+//! `mio` in a slab, reads each readable socket until it is drained, and calls
+//! your [`Handler`]. Every handler the reactor takes gets exactly one
+//! [`Handler::on_close`], with a [`CloseReason`] that says what the operating
+//! system said: an orderly FIN, a reset, a timeout when keepalive or
+//! `TCP_USER_TIMEOUT` gave up on a vanished peer, a connect that failed, an
+//! idle timeout, a deadline, or a close of your own.
 //!
 //! # Example
 //!
@@ -56,6 +56,7 @@
 //! | `Shutdown` | [`Handle::shutdown`], or the `Reactor` was dropped | all |
 //! | `Panicked` | a callback of the handler panicked (needs `panic = "unwind"`) | all |
 //! | `Error(e)` | any other errno, kept in `e` | all |
+//! | `ConnectFailed(e)` | an outbound connect failed: `SO_ERROR` or `connect(2)` gave `ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`, …; or [`Config::connect_timeout`] passed | all |
 //!
 //! Output queued before [`Conn::close`] is never silently lost: either all of
 //! it goes out before our FIN, or the peer gets a reset and `on_close` a
@@ -74,6 +75,19 @@
 //! [`Config::keepalive`] (while idle), [`Config::user_timeout`] (while this
 //! side has unacknowledged output) or an idle timeout finds it. See
 //! [`Keepalive`] and [`Config::user_timeout`] for the worst-case times.
+//!
+//! # Outbound connections, proxies, timers
+//!
+//! [`Reactor::connect`] opens a connection without blocking, following
+//! mio's steps (a writable event, then `SO_ERROR`, then `getpeername`); the
+//! handler gets [`Handler::on_open`] once it is established, or only
+//! `on_close(ConnectFailed(e))`. An error that `connect(2)` returns at once
+//! arrives the same way, on the next turn. From inside a callback, a
+//! [`Connector`] opens connections with a handler of the reactor's own type,
+//! and [`Conn::other`] reaches another connection by [`ConnId`] to write to,
+//! close, abort, half-close ([`Conn::shutdown_write`]), pause or resume it.
+//! `examples/proxy.rs` is a forwarding proxy built from these, and
+//! [`Conn::set_timer`] gives a handler callbacks of its own.
 //!
 //! # Cost
 //!
