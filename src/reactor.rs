@@ -665,12 +665,20 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    #[inline]
     fn put_handler(&mut self, id: ConnId, handler: H) {
         let i = id.index();
-        if self.handlers.len() <= i {
-            self.handlers.resize_with(i + 1, || None);
+        let len = self.handlers.len();
+        if i < len {
+            self.handlers[i] = Some(handler);
+        } else {
+            // The slab hands out a new slot only after all freed ones, so
+            // this is a push; a gap is filled in case it is not.
+            if i > len {
+                self.handlers.resize_with(i, || None);
+            }
+            self.handlers.push(Some(handler));
         }
-        self.handlers[i] = Some(handler);
     }
 
     /// Gives an outbound connection its handler and registers its socket.

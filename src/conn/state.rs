@@ -124,6 +124,8 @@ fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
     })
 }
 
+const PEER_CLOSED: u8 = 1;
+const LOCAL: u8 = 6;
 const PANICKED: u8 = 10;
 
 /// The pure part of a connection: its phase, why it is closing, its hints
@@ -235,6 +237,15 @@ impl State {
         self.err = err;
     }
 
+    /// Records a cause without payload, by its code, unless an earlier cause
+    /// is known (first cause wins). The hot path's `note_cause`.
+    #[inline]
+    fn note_code(&mut self, code: u8) {
+        if self.cause == NO_CAUSE {
+            self.cause = code;
+        }
+    }
+
     /// Records `reason` unless an earlier cause is known (first cause wins).
     /// A panic is always recorded: it says the handler is broken.
     #[inline]
@@ -332,6 +343,7 @@ impl State {
     /// asked for when a timer is needed (not after the peer's FIN with
     /// nothing queued, the common case). While connecting, the connect is
     /// abandoned. Ignored otherwise.
+    #[inline]
     pub(crate) fn request_close(
         &mut self,
         has_pending: bool,
@@ -340,13 +352,13 @@ impl State {
         match self.phase {
             Phase::Open => {}
             Phase::Connecting => {
-                self.note_cause(CloseReason::Local);
+                self.note_code(LOCAL);
                 self.set_phase(Phase::Done);
                 return Action::None;
             }
             _ => return Action::None,
         }
-        self.note_cause(CloseReason::Local);
+        self.note_code(LOCAL);
         self.put(Flag::PAUSED, false);
         self.put(Flag::FIN_PENDING, false);
         self.idle_at = 0;
@@ -426,7 +438,7 @@ impl State {
     /// dropped on purpose and the peer gets a reset. Ignored once Done.
     pub(crate) fn request_abort(&mut self) {
         if self.phase != Phase::Done {
-            self.note_cause(CloseReason::Local);
+            self.note_code(LOCAL);
             self.put(Flag::ABORTIVE, true);
             self.set_phase(Phase::Done);
         }
@@ -454,7 +466,7 @@ impl State {
     pub(crate) fn eof(&mut self) -> bool {
         self.put(Flag::PEER_FIN, true);
         self.put(Flag::HUP_HINT, false);
-        self.note_cause(CloseReason::PeerClosed);
+        self.note_code(PEER_CLOSED);
         match self.phase {
             Phase::Open => true,
             Phase::Connecting | Phase::Flushing => false,
