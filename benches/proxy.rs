@@ -219,7 +219,7 @@ fn main() {
     if quick {
         return;
     }
-    raise_nofile(16_384);
+    let _ = rlimit::increase_nofile_limit(16_384);
     let rounds: usize = std::env::var("HANGUP_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -265,19 +265,4 @@ fn main() {
         mem[1],
         mem[0] / mem[1]
     );
-}
-
-fn raise_nofile(want: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

@@ -14,7 +14,7 @@
 //! passed through the proxy of `examples/proxy.rs`. Run as root, it also builds two network
 //! namespaces joined by a veth pair and makes a peer vanish (link down) to
 //! show keepalive and `TCP_USER_TIMEOUT` at work; otherwise those rows say
-//! why they were skipped. Set `HANGUP_LOG=debug` to see the library's logs.
+//! why they were skipped. Set `RUST_LOG=hangup=debug` to see the library's logs.
 
 mod common;
 

@@ -17,7 +17,7 @@
 //!
 //! Each close prints a line with its reason; stop the echo server and connect
 //! again to see the upstream refused. Ctrl-C (or SIGTERM) shuts the proxy
-//! down: open pairs close with `Shutdown`. `HANGUP_LOG=debug` shows the
+//! down: open pairs close with `Shutdown`. `RUST_LOG=hangup=debug` shows the
 //! library's log.
 
 mod common;

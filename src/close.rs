@@ -24,6 +24,10 @@ use std::io;
 /// assert_eq!(reason.to_string(), "reset by peer");
 /// assert!(reason.is_peer_gone());
 /// ```
+///
+/// It is `Clone`, `PartialEq` (an `io::Error` payload compares by kind and
+/// errno) and a `std::error::Error`, so it can be stored, compared in tests,
+/// and returned with `?`.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum CloseReason {
@@ -40,7 +44,8 @@ pub enum CloseReason {
     /// A deadline set with [`Conn::set_deadline`](crate::Conn::set_deadline) passed.
     Deadline,
     /// This side closed it: [`Conn::close`](crate::Conn::close),
-    /// [`Conn::abort`](crate::Conn::abort) or [`Handle::close`](crate::Handle::close).
+    /// [`Conn::abort`](crate::Conn::abort), [`Handle::close`](crate::Handle::close)
+    /// or [`Handle::abort`](crate::Handle::abort).
     Local,
     /// The peer stopped reading and pending output passed
     /// [`Config::max_write_buffer`](crate::Config::max_write_buffer).
@@ -86,11 +91,14 @@ impl CloseReason {
 
     /// The errno behind this reason, if any.
     ///
-    /// [`Reset`](CloseReason::Reset) gives ECONNRESET and
-    /// [`TimedOut`](CloseReason::TimedOut) ETIMEDOUT (the errno that names the
-    /// class; an EPIPE or EHOSTUNREACH that led to it is logged at debug level);
-    /// [`Error`](CloseReason::Error) gives its own errno. Reasons that no errno
-    /// caused give `None`.
+    /// On Linux and Android, [`Reset`](CloseReason::Reset) gives ECONNRESET
+    /// (104) and [`TimedOut`](CloseReason::TimedOut) ETIMEDOUT (110): the
+    /// errno that names the class (an EPIPE or EHOSTUNREACH that led to it is
+    /// logged at debug level). On other platforms those two give `None`, as
+    /// their errno values differ. [`Error`](CloseReason::Error) and
+    /// [`ConnectFailed`](CloseReason::ConnectFailed) give their own errno on
+    /// every platform (`None` for `connect_timeout`, which no errno caused).
+    /// Reasons that no errno caused give `None`.
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             CloseReason::Reset => ECONNRESET,
@@ -110,6 +118,15 @@ impl CloseReason {
         )
     }
 
+    /// The `io::Error` behind [`Error`](CloseReason::Error) and
+    /// [`ConnectFailed`](CloseReason::ConnectFailed); `None` for the others.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            CloseReason::Error(e) | CloseReason::ConnectFailed(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// A short stable name for the variant, e.g. `"Reset"`, for tables and metrics.
     pub fn name(&self) -> &'static str {
         match self {
@@ -126,6 +143,72 @@ impl CloseReason {
             CloseReason::Error(_) => "Error",
             CloseReason::ConnectFailed(_) => "ConnectFailed",
         }
+    }
+}
+
+/// A copy of `e`: the same kind, errno and message (`io::Error` is not
+/// `Clone`; a custom payload other than the message is not kept).
+fn copy_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
+    }
+}
+
+/// Clones every variant; the `io::Error` of [`Error`](CloseReason::Error)
+/// and [`ConnectFailed`](CloseReason::ConnectFailed) is copied with its kind,
+/// errno and message (`io::Error` itself is not `Clone`).
+impl Clone for CloseReason {
+    fn clone(&self) -> Self {
+        match self {
+            CloseReason::PeerClosed => CloseReason::PeerClosed,
+            CloseReason::Reset => CloseReason::Reset,
+            CloseReason::TimedOut => CloseReason::TimedOut,
+            CloseReason::Idle => CloseReason::Idle,
+            CloseReason::Deadline => CloseReason::Deadline,
+            CloseReason::Local => CloseReason::Local,
+            CloseReason::Backpressure => CloseReason::Backpressure,
+            CloseReason::FlushTimeout => CloseReason::FlushTimeout,
+            CloseReason::Shutdown => CloseReason::Shutdown,
+            CloseReason::Panicked => CloseReason::Panicked,
+            CloseReason::Error(e) => CloseReason::Error(copy_error(e)),
+            CloseReason::ConnectFailed(e) => CloseReason::ConnectFailed(copy_error(e)),
+        }
+    }
+}
+
+/// Two reasons are equal when they are the same variant and, for
+/// [`Error`](CloseReason::Error) and [`ConnectFailed`](CloseReason::ConnectFailed),
+/// their errors have the same `kind()` and `raw_os_error()` (the message is
+/// not compared: `io::Error` has no equality of its own).
+///
+/// ```
+/// use std::io;
+/// use hangup::CloseReason;
+///
+/// let refused = CloseReason::ConnectFailed(io::Error::from_raw_os_error(111));
+/// assert_eq!(refused, refused.clone());
+/// assert_ne!(refused, CloseReason::ConnectFailed(io::ErrorKind::TimedOut.into()));
+/// assert_eq!(CloseReason::Reset, CloseReason::Reset);
+/// ```
+impl PartialEq for CloseReason {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CloseReason::Error(a), CloseReason::Error(b))
+            | (CloseReason::ConnectFailed(a), CloseReason::ConnectFailed(b)) => {
+                a.kind() == b.kind() && a.raw_os_error() == b.raw_os_error()
+            }
+            _ => std::mem::discriminant(self) == std::mem::discriminant(other),
+        }
+    }
+}
+
+/// So that a reason can travel as an error: `?` into `Box<dyn Error>`, or a
+/// crate's own error type. [`source`](std::error::Error::source) is the
+/// `io::Error` of `Error` and `ConnectFailed`.
+impl std::error::Error for CloseReason {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.io_error().map(|e| e as _)
     }
 }
 

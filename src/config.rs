@@ -237,6 +237,41 @@ impl Config {
         self.user_timeout
     }
 
+    /// The configured [`read_buffer_size`](Config::read_buffer_size).
+    pub fn get_read_buffer_size(&self) -> usize {
+        self.read_buffer_size
+    }
+
+    /// The configured [`read_budget`](Config::read_budget).
+    pub fn get_read_budget(&self) -> usize {
+        self.read_budget
+    }
+
+    /// The configured [`close_timeout`](Config::close_timeout).
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
+    }
+
+    /// The configured [`events_capacity`](Config::events_capacity).
+    pub fn get_events_capacity(&self) -> usize {
+        self.events_capacity
+    }
+
+    /// The configured [`nodelay`](Config::nodelay).
+    pub fn get_nodelay(&self) -> bool {
+        self.nodelay
+    }
+
+    /// The configured [`listen_backlog`](Config::listen_backlog).
+    pub fn get_listen_backlog(&self) -> u32 {
+        self.listen_backlog
+    }
+
+    /// The configured [`connect_timeout`](Config::connect_timeout).
+    pub fn get_connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout
+    }
+
     /// Checks every setting against what the reactor, the allocator and the
     /// OS accept.
     ///
@@ -553,6 +588,38 @@ mod tests {
             d().keepalive(Some(Keepalive::new(s(1)).retries(128))),
             "keepalive retries",
         );
+    }
+
+    #[test]
+    fn every_setting_reads_back() {
+        let s = Duration::from_secs;
+        let k = Keepalive::new(s(9)).interval(s(2)).retries(4);
+        let c = Config::default()
+            .max_connections(7)
+            .idle_timeout(Some(s(3)))
+            .max_write_buffer(1234)
+            .keepalive(Some(k))
+            .user_timeout(Some(s(5)))
+            .read_buffer_size(4096)
+            .read_budget(8192)
+            .close_timeout(s(6))
+            .events_capacity(99)
+            .nodelay(true)
+            .listen_backlog(17)
+            .connect_timeout(None);
+        c.validate().unwrap();
+        assert_eq!(c.get_max_connections(), 7);
+        assert_eq!(c.get_idle_timeout(), Some(s(3)));
+        assert_eq!(c.get_max_write_buffer(), 1234);
+        assert_eq!(c.get_keepalive(), Some(&k));
+        assert_eq!(c.get_user_timeout(), Some(s(5)));
+        assert_eq!(c.get_read_buffer_size(), 4096);
+        assert_eq!(c.get_read_budget(), 8192);
+        assert_eq!(c.get_close_timeout(), s(6));
+        assert_eq!(c.get_events_capacity(), 99);
+        assert!(c.get_nodelay());
+        assert_eq!(c.get_listen_backlog(), 17);
+        assert_eq!(c.get_connect_timeout(), None);
     }
 
     #[test]

@@ -46,11 +46,11 @@
 //! | [`CloseReason`] | what the OS said | platform |
 //! |---|---|---|
 //! | `PeerClosed` | `read` returned 0 (the peer's FIN), after all its bytes went to `on_data` | all |
-//! | `Reset` | `ECONNRESET`, `EPIPE`, `ECONNABORTED` from a read or write | all |
-//! | `TimedOut` | `ETIMEDOUT` (keepalive probes or `TCP_USER_TIMEOUT` ran out), or `EHOSTUNREACH`/`ENETUNREACH` as the final error of a dead path | keepalive: all; user timeout: Linux, Android |
+//! | `Reset` | `ECONNRESET`, `EPIPE`, `ECONNABORTED` from a read or write; `raw_os_error()` is 104 on Linux, `None` elsewhere | all |
+//! | `TimedOut` | `ETIMEDOUT` (keepalive probes or `TCP_USER_TIMEOUT` ran out), or `EHOSTUNREACH`/`ENETUNREACH` as the final error of a dead path; `raw_os_error()` is 110 on Linux, `None` elsewhere | keepalive: all; user timeout: Linux, Android |
 //! | `Idle` | nothing arrived within [`Config::idle_timeout`] or [`Conn::set_idle_timeout`] | all |
 //! | `Deadline` | a [`Conn::set_deadline`] passed | all |
-//! | `Local` | [`Conn::close`], [`Conn::abort`], [`Handle::close`] | all |
+//! | `Local` | [`Conn::close`], [`Conn::abort`], [`Handle::close`], [`Handle::abort`] | all |
 //! | `Backpressure` | queued output passed [`Config::max_write_buffer`] | all |
 //! | `FlushTimeout` | [`Conn::close`] could not flush queued output within [`Config::close_timeout`]; the peer got a reset | all |
 //! | `Shutdown` | [`Handle::shutdown`], or the `Reactor` was dropped | all |
@@ -100,15 +100,84 @@
 //!
 //! # Platform support
 //!
-//! Linux is the platform hangup is tested on. It builds wherever mio does;
-//! there `Config::user_timeout` is a no-op, the keepalive probe count applies
-//! where the OS can set it, and reads go on until `WouldBlock` (on Linux a
-//! short read is known to drain the socket, which saves a syscall).
+//! Linux is the platform hangup is tested on (and Android shares its code).
+//! It builds wherever mio does; there:
+//!
+//! - [`Config::user_timeout`] is a **no-op on every platform but Linux and
+//!   Android** (macOS, the BSDs, Windows have no `TCP_USER_TIMEOUT`): a peer
+//!   that vanishes while this side has output in flight is then found only
+//!   by the OS's retransmission limit or an idle timeout;
+//! - the keepalive probe count applies where the OS can set it;
+//! - `raw_os_error()` of `Reset` and `TimedOut` is `None` (their errno values
+//!   differ by platform); `Error` and `ConnectFailed` keep theirs;
+//! - reads go on until `WouldBlock` (on Linux a short read is known to drain
+//!   the socket, which saves a syscall).
+//!
+//! # Threading
+//!
+//! A [`Reactor`] lives on the thread that runs it and is not `Send`: its
+//! handlers and factories need not be `Send` either, and callbacks run on
+//! that thread, one at a time. A [`Conn`] exists only during a callback. To
+//! reach the reactor from elsewhere, use a [`Handle`] (`Clone + Send +
+//! Sync`): [`Handle::shutdown`], and `write`/`close`/`abort`/`shutdown_write`
+//! by [`ConnId`] (`Copy + Send`), carried out by the reactor's thread in
+//! order. A [`Connector`] is `Clone` but not `Send`: it opens connections from
+//! inside callbacks of its own reactor. To use several cores, run one reactor
+//! per thread, each with its own listener (`SO_REUSEPORT`) or its own share
+//! of the connections.
+//!
+//! # Stopping on Ctrl-C
+//!
+//! [`Handle::shutdown`] is safe to call from a signal-waiting thread; the
+//! examples do it with the `signal-hook` crate:
+//!
+//! ```no_run
+//! # use hangup::{CloseReason, Conn, Handler, Reactor};
+//! # struct Echo;
+//! # impl Handler for Echo {
+//! #     fn on_data(&mut self, c: &mut Conn<'_>, d: &[u8]) { c.write(d) }
+//! #     fn on_close(&mut self, _: CloseReason) {}
+//! # }
+//! # fn main() -> std::io::Result<()> {
+//! let mut reactor = Reactor::new()?;
+//! reactor.listen("127.0.0.1:7000".parse().unwrap(), |_| Echo)?;
+//! let handle = reactor.handle();
+//! let mut signals = signal_hook::iterator::Signals::new([
+//!     signal_hook::consts::SIGINT,
+//!     signal_hook::consts::SIGTERM,
+//! ])?;
+//! std::thread::spawn(move || {
+//!     if signals.forever().next().is_some() {
+//!         handle.shutdown(); // open connections get on_close(Shutdown)
+//!     }
+//! });
+//! reactor.run()
+//! # }
+//! ```
+//!
+//! # What hangup does not do (yet)
+//!
+//! - One reactor uses one thread: there is no group of reactors, no
+//!   balancing of connections across cores, and no graceful drain with a
+//!   deadline or hand-over of listeners for a restart.
+//! - TCP only: no Unix domain sockets, no UDP, no TLS (a TLS library can sit
+//!   in a handler, as any protocol can).
+//! - No built-in counters beyond [`Reactor::connection_count`],
+//!   [`Reactor::closed_count`] and [`Reactor::rejected_count`].
+//! - No DNS: [`Reactor::connect`] takes a `SocketAddr`.
 //!
 //! # Minimum Supported Rust Version
 //!
-//! Rust 1.83 (for `io::ErrorKind::HostUnreachable`). Raising it is not a
-//! breaking change.
+//! The library builds with Rust 1.83 or newer. That is the newest of: the
+//! newest std API it uses (`io::ErrorKind::HostUnreachable` and
+//! `NetworkUnreachable`, stable in 1.83), and its dependencies' own
+//! `rust-version` (mio 1.71, log 1.71, socket2 1.70, slab 1.51). Only one
+//! toolchain is installed where hangup is built and tested (1.95), so the
+//! claim is derived that way, not checked by a build on 1.83.
+//!
+//! The MSRV covers the library only. Its tests, examples and benches need a
+//! newer toolchain: tokio 1.85, criterion's clap 1.85 (edition 2024).
+//! Raising the MSRV is not a breaking change.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]

@@ -351,18 +351,8 @@ impl Server for Tokio {
 
 /// Raises the soft RLIMIT_NOFILE as far as allowed; returns it.
 pub fn raise_nofile() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid pointers to rlimit structs.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        lim.rlim_cur = lim.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-    }
-    lim.rlim_cur
+    // The soft limit up to the hard one (rlimit: no unsafe here).
+    rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0)
 }
 
 /// Connects `n` clients from another thread while `server` accepts them.

@@ -5,11 +5,11 @@ pub mod outbound;
 pub mod proxy;
 pub mod vanish;
 
-#[path = "../../tests/util/stderr_log.rs"]
-mod stderr_log;
+#[path = "../../tests/util/logging.rs"]
+mod logging;
 
-/// Prints the library's `log` records to stderr when `HANGUP_LOG` is set.
-pub use stderr_log::init as init_log;
+/// Prints the library's `log` records to stderr, filtered by `RUST_LOG`.
+pub use logging::init as init_log;
 
 /// One row of closewatch's table.
 pub struct Row {

@@ -8,10 +8,10 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+pub mod logging;
 pub mod netns;
-pub mod stderr_log;
 
-pub use stderr_log::init;
+pub use logging::init;
 
 use hangup::{CloseReason, Config, Conn, ConnId, Handle, Handler, Reactor};
 
@@ -334,43 +334,23 @@ pub fn send(s: &mut TcpStream, data: &[u8]) {
     s.write_all(data).expect("client write");
 }
 
-/// Raises the soft RLIMIT_NOFILE to the hard limit (root may go higher).
+/// Raises the soft RLIMIT_NOFILE to `want` (root may raise the hard limit
+/// too; others stop at it). Returns the soft limit now in force.
 pub fn raise_nofile(want: u64) -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur < want {
-            let mut new = lim;
-            new.rlim_cur = want.min(lim.rlim_max.max(want));
-            new.rlim_max = new.rlim_max.max(new.rlim_cur);
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &new) != 0 {
-                new.rlim_cur = lim.rlim_max;
-                new.rlim_max = lim.rlim_max;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &new);
-            }
-            libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        }
+    use rlimit::Resource;
+    let (soft, hard) = Resource::NOFILE.get().unwrap_or((0, 0));
+    if soft < want && Resource::NOFILE.set(want, hard.max(want)).is_err() {
+        let _ = Resource::NOFILE.set(want.min(hard), hard);
     }
-    lim.rlim_cur
+    Resource::NOFILE.get().map_or(0, |(soft, _)| soft)
 }
 
 /// Lowers the soft RLIMIT_NOFILE to at most `max` (always allowed).
 pub fn lower_nofile(max: u64) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to an rlimit.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_cur > max {
-            lim.rlim_cur = max;
-            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-        }
+    use rlimit::Resource;
+    let (soft, hard) = Resource::NOFILE.get().expect("getrlimit");
+    if soft > max {
+        Resource::NOFILE.set(max, hard).expect("setrlimit");
     }
 }
 
