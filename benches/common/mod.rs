@@ -63,6 +63,8 @@ pub const BACKLOG: i32 = 4096;
 pub struct Shared {
     closed: Cell<usize>,
     echo: bool,
+    /// A handler timer (`Conn::set_timer`) each connection arms in `on_open`.
+    timer: Option<Duration>,
 }
 
 /// The handler: 8 bytes, a pointer to the shared counter.
@@ -73,6 +75,11 @@ pub struct Count {
 const _: () = assert!(std::mem::size_of::<Count>() == 8);
 
 impl Handler for Count {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        if let Some(t) = self.shared.timer {
+            conn.set_timer(t);
+        }
+    }
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
         if self.shared.echo {
             conn.write(data);
@@ -95,10 +102,16 @@ impl Hangup {
     }
 
     pub fn with_config(config: Config, echo: bool) -> Hangup {
+        Self::with_timer(config, echo, None)
+    }
+
+    /// Like `with_config`; every connection also arms a handler timer.
+    pub fn with_timer(config: Config, echo: bool, timer: Option<Duration>) -> Hangup {
         let mut reactor = Reactor::with_config(config.max_connections(1 << 20)).unwrap();
         let shared = Rc::new(Shared {
             closed: Cell::new(0),
             echo,
+            timer,
         });
         let s = shared.clone();
         let addr = reactor
