@@ -55,8 +55,14 @@ pub enum CloseReason {
     /// the peer stopped reading. The rest was dropped and the peer was sent a
     /// reset, so that neither side mistakes the partial data for all of it.
     FlushTimeout,
-    /// The reactor shut down (or was dropped) with the connection still open.
+    /// The reactor shut down (or was dropped) with the connection still open,
+    /// or a drain's grace period ran out before it finished.
     Shutdown,
+    /// A drain ([`Handle::drain`](crate::Handle::drain)) closed it gracefully
+    /// because its handler marked it idle ([`Conn::set_idle`](crate::Conn::set_idle)):
+    /// a FIN, then its input read until the peer's FIN, so that a request
+    /// crossing the close is not answered with a reset.
+    Drained,
     /// A callback of this connection's handler panicked; the reactor carried on.
     Panicked,
     /// Any other error, with the errno kept (see [`raw_os_error`](CloseReason::raw_os_error)).
@@ -139,6 +145,7 @@ impl CloseReason {
             CloseReason::Backpressure => "Backpressure",
             CloseReason::FlushTimeout => "FlushTimeout",
             CloseReason::Shutdown => "Shutdown",
+            CloseReason::Drained => "Drained",
             CloseReason::Panicked => "Panicked",
             CloseReason::Error(_) => "Error",
             CloseReason::ConnectFailed(_) => "ConnectFailed",
@@ -170,6 +177,7 @@ impl Clone for CloseReason {
             CloseReason::Backpressure => CloseReason::Backpressure,
             CloseReason::FlushTimeout => CloseReason::FlushTimeout,
             CloseReason::Shutdown => CloseReason::Shutdown,
+            CloseReason::Drained => CloseReason::Drained,
             CloseReason::Panicked => CloseReason::Panicked,
             CloseReason::Error(e) => CloseReason::Error(copy_error(e)),
             CloseReason::ConnectFailed(e) => CloseReason::ConnectFailed(copy_error(e)),
@@ -224,6 +232,7 @@ impl fmt::Display for CloseReason {
             CloseReason::Backpressure => f.write_str("write buffer full"),
             CloseReason::FlushTimeout => f.write_str("close timed out with output unsent"),
             CloseReason::Shutdown => f.write_str("reactor shut down"),
+            CloseReason::Drained => f.write_str("closed idle by a drain"),
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::Error(e) => write!(f, "error: {e}"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),

@@ -143,6 +143,15 @@ impl Core {
         self.act(action);
     }
 
+    /// A drain closes this idle connection (`Drained`).
+    pub(crate) fn drain_close(&mut self, env: &Env) {
+        let has_pending = self.pending() > 0;
+        let action = self
+            .st
+            .request_drain_close(has_pending, || env.clock.now() + env.close_ticks);
+        self.act(action);
+    }
+
     /// `Conn::abort`.
     pub(crate) fn abort(&mut self) {
         self.st.request_abort();
@@ -206,6 +215,8 @@ pub(crate) struct Env {
     /// Names this reactor: a [`Connector`](crate::Connector) holds a clone,
     /// so it can tell a `Conn` of its own reactor from another's.
     pub(crate) identity: std::rc::Rc<()>,
+    /// A drain is under way: connections marked idle are closed.
+    pub(crate) draining: std::cell::Cell<bool>,
 }
 
 impl Env {
@@ -218,6 +229,7 @@ impl Env {
             clock: Clock::new(),
             handle,
             identity: std::rc::Rc::new(()),
+            draining: std::cell::Cell::new(false),
         }
     }
 }
@@ -309,6 +321,7 @@ impl Table {
 /// | [`pause_reading`](Conn::pause_reading), [`resume_reading`](Conn::resume_reading) | as named | as named | ignored | ignored |
 /// | [`set_idle_timeout`](Conn::set_idle_timeout), [`set_deadline`](Conn::set_deadline), [`clear_deadline`](Conn::clear_deadline) | ignored: the connect timeout governs | as named | ignored: the close timeout governs | ignored |
 /// | [`set_timer`](Conn::set_timer), [`cancel_timer`](Conn::cancel_timer) | armed; fires only if open by then | as named | armed; never fires | ignored |
+/// | [`set_idle`](Conn::set_idle) | as named | as named (a drain closes it) | ignored | ignored |
 /// | getters, [`handle`](Conn::handle), [`other`](Conn::other) | answer | answer | answer | answer |
 ///
 /// # Examples
@@ -503,6 +516,54 @@ impl Conn<'_> {
     /// Whether the peer's FIN was seen (it will send nothing more). Any phase.
     pub fn is_read_closed(&self) -> bool {
         self.peek().st.has(Flag::PEER_FIN)
+    }
+
+    /// Marks the connection idle (between requests: nothing in progress that
+    /// a close would cut) or busy. Only the protocol knows; the reactor uses
+    /// it during a drain ([`Handle::drain`]): an idle connection is closed
+    /// at once, gracefully, with [`CloseReason::Drained`], and a busy one
+    /// that becomes idle is closed then. Outside a drain it changes nothing.
+    ///
+    /// Connecting or open: as above. Closing or closed: ignored.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use hangup::{CloseReason, Conn, Handler};
+    ///
+    /// /// Answers each line; idle between lines.
+    /// struct Lines;
+    /// impl Handler for Lines {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.set_idle(true);
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    ///         conn.set_idle(false);
+    ///         conn.write(data);
+    ///         if data.ends_with(b"\n") {
+    ///             conn.set_idle(true); // a drain may close it now
+    ///         }
+    ///     }
+    ///     fn on_drain(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"server going away\n");
+    ///     }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    /// ```
+    pub fn set_idle(&mut self, idle: bool) {
+        let env = self.env;
+        let core = self.core();
+        core.st.set_idle(idle);
+        if idle && env.draining.get() && core.st.is_open() {
+            core.drain_close(env);
+        }
+    }
+
+    /// Whether the handler marked the connection idle
+    /// ([`set_idle`](Conn::set_idle)). Any phase.
+    pub fn is_idle(&self) -> bool {
+        self.peek().st.has(Flag::IDLE)
     }
 
     /// Whether the connection is open: connected, and not closing or closed.

@@ -1,10 +1,13 @@
 //! [`Handle`]: reaches a reactor from anywhere, through a `mio::Waker`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use crate::conn::ConnId;
+
+const NO_DRAIN: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -28,6 +31,8 @@ impl Command {
 pub(crate) struct Shared {
     waker: mio::Waker,
     shutdown: AtomicBool,
+    /// The grace period of a drain asked for, in ms; `NO_DRAIN` if none.
+    drain_ms: AtomicU64,
     /// Commands are queued or shutdown was asked for: the loop must look.
     /// Checked with one load per turn, so an idle turn takes no lock.
     attention: AtomicBool,
@@ -83,6 +88,7 @@ impl Handle {
             shared: Arc::new(Shared {
                 waker,
                 shutdown: AtomicBool::new(false),
+                drain_ms: AtomicU64::new(NO_DRAIN),
                 attention: AtomicBool::new(false),
                 polling: AtomicBool::new(false),
                 woken: AtomicBool::new(false),
@@ -105,6 +111,51 @@ impl Handle {
         self.shared.attention.store(true, Ordering::SeqCst);
         if let Err(e) = self.shared.waker.wake() {
             log::error!("waking the reactor for shutdown failed: {e}");
+        }
+    }
+
+    /// Drains the reactor; from any thread. Wakes the loop, which then:
+    ///
+    /// 1. closes its listeners at once, so new clients are refused rather
+    ///    than left waiting (a listener handed on with
+    ///    [`Reactor::take_listeners`](crate::Reactor::take_listeners) stays
+    ///    open in its new owner);
+    /// 2. calls [`Handler::on_drain`](crate::Handler::on_drain) once for every
+    ///    open connection, where a protocol can say goodbye;
+    /// 3. closes every connection its handler marks idle
+    ///    ([`Conn::set_idle`](crate::Conn::set_idle)), at once or as soon as
+    ///    it becomes idle, with the lingering close (our FIN, then its input
+    ///    read until the peer's FIN, so a request in flight is not answered
+    ///    with a reset): [`CloseReason::Drained`](crate::CloseReason::Drained);
+    /// 4. lets the others finish by themselves until `grace` has passed, then
+    ///    closes the rest with [`CloseReason::Shutdown`](crate::CloseReason::Shutdown);
+    /// 5. returns from [`Reactor::run`](crate::Reactor::run) once no
+    ///    connection is left. [`Reactor::drain_report`](crate::Reactor::drain_report)
+    ///    says how many closed idle, finished by themselves, or were forced.
+    ///
+    /// The deadline is mandatory: a drain without one never ends when a
+    /// client keeps its connection. The first call's `grace` counts; later
+    /// calls change nothing. [`shutdown`](Handle::shutdown) during a drain
+    /// ends it at once.
+    pub fn drain(&self, grace: Duration) {
+        let ms = u64::try_from(grace.as_millis()).unwrap_or(NO_DRAIN - 1);
+        let _ = self.shared.drain_ms.compare_exchange(
+            NO_DRAIN,
+            ms.min(NO_DRAIN - 1),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
+        self.shared.attention.store(true, Ordering::SeqCst);
+        if let Err(e) = self.shared.waker.wake() {
+            log::error!("waking the reactor for a drain failed: {e}");
+        }
+    }
+
+    /// The grace period of a drain asked for, if any.
+    pub(crate) fn drain_requested(&self) -> Option<Duration> {
+        match self.shared.drain_ms.load(Ordering::SeqCst) {
+            NO_DRAIN => None,
+            ms => Some(Duration::from_millis(ms)),
         }
     }
 
@@ -170,8 +221,8 @@ impl Handle {
         self.shared.attention.store(false, Ordering::SeqCst);
         let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
         std::mem::swap(&mut *q, into);
-        if self.is_shutdown() {
-            // Keep the flag up: shutdown is handled at the next check.
+        if self.is_shutdown() || self.drain_requested().is_some() {
+            // Keep the flag up: shutdown and drain are checked every turn.
             self.shared.attention.store(true, Ordering::SeqCst);
         }
     }

@@ -75,6 +75,16 @@ pub trait Handler {
         let _ = conn;
     }
 
+    /// A drain began ([`Handle::drain`](crate::Handle::drain)): once per
+    /// connection open at that moment (or opened, outbound, during it). The
+    /// place for a protocol to say goodbye, or to mark the connection idle
+    /// ([`Conn::set_idle`]) so that the reactor closes it now. Default:
+    /// nothing; a connection already marked idle is closed after this call,
+    /// the others finish by themselves or are closed at the drain's deadline.
+    fn on_drain(&mut self, conn: &mut Conn<'_>) {
+        let _ = conn;
+    }
+
     /// The timer set with [`Conn::set_timer`] is due. Once per `set_timer`;
     /// only while the connection is open. Default: nothing.
     fn on_timer(&mut self, conn: &mut Conn<'_>) {

@@ -53,7 +53,8 @@
 //! | `Local` | [`Conn::close`], [`Conn::abort`], [`Handle::close`], [`Handle::abort`] | all |
 //! | `Backpressure` | queued output passed [`Config::max_write_buffer`] | all |
 //! | `FlushTimeout` | [`Conn::close`] could not flush queued output within [`Config::close_timeout`]; the peer got a reset | all |
-//! | `Shutdown` | [`Handle::shutdown`], or the `Reactor` was dropped | all |
+//! | `Shutdown` | [`Handle::shutdown`], the `Reactor` was dropped, or a drain's grace ran out | all |
+//! | `Drained` | a drain ([`Handle::drain`]) closed it because its handler marked it idle | all |
 //! | `Panicked` | a callback of the handler panicked (needs `panic = "unwind"`) | all |
 //! | `Error(e)` | any other errno, kept in `e` | all |
 //! | `ConnectFailed(e)` | an outbound connect failed: `SO_ERROR` or `connect(2)` gave `ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`, …; or [`Config::connect_timeout`] passed | all |
@@ -157,9 +158,13 @@
 //!
 //! # What hangup does not do (yet)
 //!
-//! - One reactor uses one thread: there is no group of reactors, no
-//!   balancing of connections across cores, and no graceful drain with a
-//!   deadline or hand-over of listeners for a restart.
+//! - One reactor uses one thread: there is no group of reactors yet, and no
+//!   balancing of connections across cores (run one reactor per thread with
+//!   `SO_REUSEPORT` listeners in the meantime). A single reactor can drain
+//!   ([`Handle::drain`]) and hand its listeners to a successor
+//!   ([`Reactor::take_listeners`], [`Reactor::listen_std`]); passing them to
+//!   another process (`SCM_RIGHTS`, or inheritance across `exec`) is up to
+//!   the program.
 //! - TCP only: no Unix domain sockets, no UDP, no TLS (a TLS library can sit
 //!   in a handler, as any protocol can).
 //! - No built-in counters beyond [`Reactor::connection_count`],
@@ -198,4 +203,4 @@ pub use conn::{Conn, ConnId};
 pub use connect::Connector;
 pub use handle::Handle;
 pub use handler::Handler;
-pub use reactor::Reactor;
+pub use reactor::{DrainReport, Reactor};

@@ -27,6 +27,9 @@ use crate::sys;
 use crate::timer::Wheel;
 
 mod accept;
+mod drain;
+
+pub use drain::DrainReport;
 
 const WAKER: Token = Token(usize::MAX);
 /// Connection slots reserved up front (at most): virtual memory, resident
@@ -97,6 +100,8 @@ pub struct Reactor<H: Handler> {
     socket_options: bool,
     spare_fd: Option<std::fs::File>,
     accept_retry_at: Option<u64>,
+    /// A drain under way (`Handle::drain`).
+    drain: Option<drain::Drain>,
     rejected: u64,
     closed: u64,
     shut_down: bool,
@@ -178,6 +183,7 @@ impl<H: Handler> Reactor<H> {
             commands: Vec::new(),
             spare_fd,
             accept_retry_at: None,
+            drain: None,
             rejected: 0,
             closed: 0,
             shut_down: false,
@@ -199,18 +205,96 @@ impl<H: Handler> Reactor<H> {
         F: FnMut(SocketAddr) -> H + 'static,
     {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        self.hold_spare(&addr.to_string())?;
+        let sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
+        self.adopt(sock, Box::new(factory))
+    }
+
+    /// Adopts a listener that is already bound and listening: one passed by
+    /// systemd socket activation, or handed over by the process this one
+    /// replaces (see [`take_listeners`](Reactor::take_listeners)). It is set
+    /// non-blocking here, so a blocking listener can never hang the loop.
+    /// Returns its address.
+    ///
+    /// # Errors
+    ///
+    /// Setting it non-blocking, reading its address or registering it
+    /// failed, or no spare descriptor could be held in reserve (as for
+    /// [`listen`](Reactor::listen)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    /// # struct Quiet;
+    /// # impl Handler for Quiet {
+    /// #     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    /// #     fn on_close(&mut self, _: CloseReason) {}
+    /// # }
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?; // blocking
+    /// let mut reactor = Reactor::new()?;
+    /// let addr = reactor.listen_std(std_listener, |_| Quiet)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(std::time::Duration::from_millis(100)))?; // does not block in accept
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn listen_std<F>(
+        &mut self,
+        listener: std::net::TcpListener,
+        factory: F,
+    ) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        let at = listener
+            .local_addr()
+            .map_or_else(|_| "an adopted listener".to_string(), |a| a.to_string());
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {at}: {e}"));
+        listener.set_nonblocking(true).map_err(named)?;
+        self.hold_spare(&at)?;
+        self.adopt(mio::net::TcpListener::from_std(listener), Box::new(factory))
+    }
+
+    /// Hands out this reactor's listening sockets without closing them, and
+    /// stops accepting on them: for a restart, a new process receives them
+    /// (for example over a Unix socket with `SCM_RIGHTS`, or inherited across
+    /// `exec`) and adopts them with [`listen_std`](Reactor::listen_std),
+    /// while this one drains ([`Handle::drain`]). Clients that connect in
+    /// between wait in the kernel's backlog for the new owner; none is
+    /// refused or reset. They are returned blocking, as std makes them.
+    pub fn take_listeners(&mut self) -> Vec<std::net::TcpListener> {
+        let mut out = Vec::with_capacity(self.listeners.len());
+        for mut l in self.listeners.drain(..) {
+            if let Err(e) = self.poll.registry().deregister(&mut l.sock) {
+                log::warn!("deregistering the listener on {}: {e}", l.addr);
+            }
+            let std_listener = std::net::TcpListener::from(l.sock);
+            if let Err(e) = std_listener.set_nonblocking(false) {
+                log::warn!("making the listener on {} blocking: {e}", l.addr);
+            }
+            out.push(std_listener);
+        }
+        out
+    }
+
+    /// Takes the spare descriptor for the EMFILE turn-away, if not held yet.
+    fn hold_spare(&mut self, at: &str) -> io::Result<()> {
         if self.spare_fd.is_none() {
             // Without it, peers that arrive while descriptors are exhausted
             // would wait unanswered in the backlog (see `out_of_descriptors`).
             self.spare_fd = Some(open_spare().map_err(|e| {
                 io::Error::new(
                     e.kind(),
-                    format!("listen on {addr}: no descriptor to hold in reserve for turning peers away when descriptors run out: {e}"),
+                    format!("listen on {at}: no descriptor to hold in reserve for turning peers away when descriptors run out: {e}"),
                 )
             })?);
         }
-        let mut sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
-        let bound = sock.local_addr().map_err(named)?;
+        Ok(())
+    }
+
+    fn adopt(&mut self, mut sock: TcpListener, factory: Factory<H>) -> io::Result<SocketAddr> {
+        let bound = sock.local_addr()?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {bound}: {e}"));
         let token = Token(LISTENER_BIT | self.listeners.len());
         self.poll
             .registry()
@@ -220,7 +304,7 @@ impl<H: Handler> Reactor<H> {
         self.listeners.push(Listener {
             sock,
             addr: bound,
-            factory: Box::new(factory),
+            factory,
         });
         Ok(bound)
     }
@@ -321,7 +405,11 @@ impl<H: Handler> Reactor<H> {
             if self.check_shutdown() {
                 return Ok(());
             }
+            self.check_drain();
             self.run_commands();
+        }
+        if self.shut_down {
+            return Ok(());
         }
         // A caller may pause between turns: never compute the timeout from a
         // tick read before the pause.
@@ -371,7 +459,12 @@ impl<H: Handler> Reactor<H> {
         }
         if self.env.handle.needs_attention() {
             self.run_commands();
-            self.check_shutdown();
+            if !self.check_shutdown() {
+                self.check_drain();
+            }
+        }
+        if self.drain.is_some() {
+            self.drain_tick();
         }
         Ok(())
     }
@@ -415,6 +508,7 @@ impl<H: Handler> Reactor<H> {
             self.wheel.next_tick(),
             self.table.timers.next_tick(),
             self.accept_retry_at,
+            self.drain.as_ref().map(|d| d.deadline()),
         ]
         .into_iter()
         .flatten()
@@ -442,6 +536,7 @@ impl<H: Handler> Reactor<H> {
         );
         self.shut_down = true;
         self.listeners.clear();
+        self.force_drain();
         self.close_all();
         true
     }
@@ -529,7 +624,14 @@ impl<H: Handler> Reactor<H> {
                     let action = core.st.drained();
                     core.act(action);
                 }
-                true
+                if self.env.draining.get() {
+                    // Opened during a drain: it hears of it too.
+                    self.tell_drain(id);
+                }
+                self.table
+                    .cores
+                    .get(id)
+                    .is_some_and(|c| c.st.phase() != Phase::Done)
             }
         }
     }
@@ -775,6 +877,9 @@ impl<H: Handler> Reactor<H> {
         }
         let reason = core.st.take_reason();
         log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
+        if let Some(drain) = self.drain.as_mut() {
+            drain.count(&reason);
+        }
         // Closing the descriptor removes it from epoll: no deregister call.
         drop(core);
         if self.spare_fd.is_none() && !self.listeners.is_empty() {

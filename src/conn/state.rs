@@ -66,6 +66,9 @@ impl Flag {
     pub(crate) const FIN_PENDING: Flag = Flag(1 << 8);
     /// Our FIN is sent (`shutdown_write`): nothing more is written.
     pub(crate) const WRITE_CLOSED: Flag = Flag(1 << 9);
+    /// The handler marked the connection idle (`Conn::set_idle`): a drain
+    /// may close it.
+    pub(crate) const IDLE: Flag = Flag(1 << 10);
 }
 
 /// Flags only the state machine itself may change: they record what the
@@ -74,7 +77,8 @@ const OWN_FLAGS: u16 = Flag::PEER_FIN.0
     | Flag::PAUSED.0
     | Flag::ABORTIVE.0
     | Flag::FIN_PENDING.0
-    | Flag::WRITE_CLOSED.0;
+    | Flag::WRITE_CLOSED.0
+    | Flag::IDLE.0;
 
 /// [`CloseReason`] without its payload, in a byte; the `io::Error` of
 /// `Error` and `ConnectFailed` is kept beside it. Keeps [`State`] small.
@@ -94,6 +98,7 @@ fn cause_code(r: &CloseReason) -> u8 {
         CloseReason::Panicked => 10,
         CloseReason::Error(_) => 11,
         CloseReason::ConnectFailed(_) => 12,
+        CloseReason::Drained => 13,
     }
 }
 
@@ -120,6 +125,7 @@ fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
         10 => CloseReason::Panicked,
         11 => CloseReason::Error(err.unwrap_or_else(lost)),
         12 => CloseReason::ConnectFailed(err.unwrap_or_else(lost)),
+        13 => CloseReason::Drained,
         _ => return None,
     })
 }
@@ -127,6 +133,7 @@ fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
 const PEER_CLOSED: u8 = 1;
 const LOCAL: u8 = 6;
 const PANICKED: u8 = 10;
+const DRAINED: u8 = 13;
 
 /// The pure part of a connection: its phase, why it is closing, its hints
 /// and its timers (ticks; 0 = unset). No sockets here. Kept small: it is
@@ -372,6 +379,28 @@ impl State {
             Action::None
         } else {
             self.flushed()
+        }
+    }
+
+    /// A drain closes an idle connection: as `request_close`, with the
+    /// cause `Drained` unless an earlier one is known. Ignored unless open.
+    pub(crate) fn request_drain_close(
+        &mut self,
+        has_pending: bool,
+        close_deadline: impl FnOnce() -> u64,
+    ) -> Action {
+        if self.phase != Phase::Open {
+            return Action::None;
+        }
+        self.note_code(DRAINED);
+        self.request_close(has_pending, close_deadline)
+    }
+
+    /// `Conn::set_idle`: whether the protocol is between requests. Ignored
+    /// unless open or connecting.
+    pub(crate) fn set_idle(&mut self, idle: bool) {
+        if matches!(self.phase, Phase::Open | Phase::Connecting) {
+            self.put(Flag::IDLE, idle);
         }
     }
 
