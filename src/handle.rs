@@ -15,17 +15,21 @@ pub(crate) enum Command {
     Close(ConnId),
     Abort(ConnId),
     ShutdownWrite(ConnId),
+    /// A connection accepted elsewhere (a group's hand-off acceptor).
+    Adopt(std::net::TcpStream, std::net::SocketAddr),
 }
 
-impl Command {
-    pub(crate) fn id(&self) -> ConnId {
-        match self {
-            Command::Write(id, _)
-            | Command::Close(id)
-            | Command::Abort(id)
-            | Command::ShutdownWrite(id) => *id,
-        }
-    }
+/// A reactor's counts, published once per turn: readable from any thread
+/// with [`Handle::stats`], and from the reactor with
+/// [`Reactor::stats`](crate::Reactor::stats).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections open ([`Reactor::connection_count`](crate::Reactor::connection_count)).
+    pub connections: u64,
+    /// Connections closed so far ([`Reactor::closed_count`](crate::Reactor::closed_count)).
+    pub closed: u64,
+    /// Peers turned away so far ([`Reactor::rejected_count`](crate::Reactor::rejected_count)).
+    pub rejected: u64,
 }
 
 pub(crate) struct Shared {
@@ -33,6 +37,12 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// The grace period of a drain asked for, in ms; `NO_DRAIN` if none.
     drain_ms: AtomicU64,
+    /// The counts of the last turn (`Stats`).
+    connections: AtomicU64,
+    closed: AtomicU64,
+    rejected: AtomicU64,
+    /// Connections handed off and not yet adopted.
+    handed_off: AtomicU64,
     /// Commands are queued or shutdown was asked for: the loop must look.
     /// Checked with one load per turn, so an idle turn takes no lock.
     attention: AtomicBool,
@@ -89,6 +99,10 @@ impl Handle {
                 waker,
                 shutdown: AtomicBool::new(false),
                 drain_ms: AtomicU64::new(NO_DRAIN),
+                connections: AtomicU64::new(0),
+                closed: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                handed_off: AtomicU64::new(0),
                 attention: AtomicBool::new(false),
                 polling: AtomicBool::new(false),
                 woken: AtomicBool::new(false),
@@ -181,6 +195,42 @@ impl Handle {
     /// Ignored if `id` is closed.
     pub fn abort(&self, id: ConnId) {
         self.push(Command::Abort(id));
+    }
+
+    /// The reactor's counts as of its last turn; from any thread.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.shared.connections.load(Ordering::Relaxed),
+            closed: self.shared.closed.load(Ordering::Relaxed),
+            rejected: self.shared.rejected.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes the counts (the reactor, at the end of a turn).
+    pub(crate) fn publish(&self, s: Stats) {
+        self.shared
+            .connections
+            .store(s.connections, Ordering::Relaxed);
+        self.shared.closed.store(s.closed, Ordering::Relaxed);
+        self.shared.rejected.store(s.rejected, Ordering::Relaxed);
+    }
+
+    /// Gives the reactor a connection accepted elsewhere (a group's
+    /// hand-off acceptor); it makes a handler with the factory given to
+    /// `Reactor::adopt_with`.
+    pub(crate) fn hand_off(&self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
+        self.shared.handed_off.fetch_add(1, Ordering::SeqCst);
+        self.push(Command::Adopt(stream, peer));
+    }
+
+    /// Hand-offs not yet adopted.
+    pub(crate) fn handed_off_pending(&self) -> u64 {
+        self.shared.handed_off.load(Ordering::SeqCst)
+    }
+
+    /// One hand-off was adopted (or refused).
+    pub(crate) fn adopted(&self) {
+        self.shared.handed_off.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Half-closes connection `id`, as

@@ -123,9 +123,8 @@
 //! Sync`): [`Handle::shutdown`], and `write`/`close`/`abort`/`shutdown_write`
 //! by [`ConnId`] (`Copy + Send`), carried out by the reactor's thread in
 //! order. A [`Connector`] is `Clone` but not `Send`: it opens connections from
-//! inside callbacks of its own reactor. To use several cores, run one reactor
-//! per thread, each with its own listener (`SO_REUSEPORT`) or its own share
-//! of the connections.
+//! inside callbacks of its own reactor. To use several cores, start a
+//! [`Group`]: one reactor per thread, with the [`Balance`] you choose.
 //!
 //! # Stopping on Ctrl-C
 //!
@@ -158,13 +157,11 @@
 //!
 //! # What hangup does not do (yet)
 //!
-//! - One reactor uses one thread: there is no group of reactors yet, and no
-//!   balancing of connections across cores (run one reactor per thread with
-//!   `SO_REUSEPORT` listeners in the meantime). A single reactor can drain
-//!   ([`Handle::drain`]) and hand its listeners to a successor
-//!   ([`Reactor::take_listeners`], [`Reactor::listen_std`]); passing them to
-//!   another process (`SCM_RIGHTS`, or inheritance across `exec`) is up to
-//!   the program.
+//! - A [`Group`] does not pin its workers to CPUs, and does not move a
+//!   connection between workers once it is accepted.
+//! - Passing listeners to another process for a restart (`SCM_RIGHTS`, or
+//!   inheritance across `exec`) is up to the program: the reactor hands them
+//!   out ([`Reactor::take_listeners`]) and adopts them ([`Reactor::listen_std`]).
 //! - TCP only: no Unix domain sockets, no UDP, no TLS (a TLS library can sit
 //!   in a handler, as any protocol can).
 //! - No built-in counters beyond [`Reactor::connection_count`],
@@ -191,6 +188,7 @@ mod close;
 mod config;
 mod conn;
 mod connect;
+mod group;
 mod handle;
 mod handler;
 mod reactor;
@@ -201,6 +199,7 @@ pub use close::CloseReason;
 pub use config::{Config, Keepalive};
 pub use conn::{Conn, ConnId};
 pub use connect::Connector;
-pub use handle::Handle;
+pub use group::{Balance, Group, GroupConnId, GroupHandle};
+pub use handle::{Handle, Stats};
 pub use handler::Handler;
 pub use reactor::{DrainReport, Reactor};

@@ -21,7 +21,7 @@ use crate::close::{
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table, LISTENER_BIT};
 use crate::connect::{Connector, Queue};
-use crate::handle::{Command, Handle};
+use crate::handle::{Command, Handle, Stats};
 use crate::handler::Handler;
 use crate::sys;
 use crate::timer::Wheel;
@@ -102,6 +102,8 @@ pub struct Reactor<H: Handler> {
     accept_retry_at: Option<u64>,
     /// A drain under way (`Handle::drain`).
     drain: Option<drain::Drain>,
+    /// Makes handlers for connections handed off by a group's acceptor.
+    adopt_factory: Option<Factory<H>>,
     rejected: u64,
     closed: u64,
     shut_down: bool,
@@ -184,6 +186,7 @@ impl<H: Handler> Reactor<H> {
             spare_fd,
             accept_retry_at: None,
             drain: None,
+            adopt_factory: None,
             rejected: 0,
             closed: 0,
             shut_down: false,
@@ -207,7 +210,7 @@ impl<H: Handler> Reactor<H> {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
         self.hold_spare(&addr.to_string())?;
         let sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
-        self.adopt(sock, Box::new(factory))
+        self.add_listener(sock, Box::new(factory))
     }
 
     /// Adopts a listener that is already bound and listening: one passed by
@@ -252,7 +255,7 @@ impl<H: Handler> Reactor<H> {
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {at}: {e}"));
         listener.set_nonblocking(true).map_err(named)?;
         self.hold_spare(&at)?;
-        self.adopt(mio::net::TcpListener::from_std(listener), Box::new(factory))
+        self.add_listener(mio::net::TcpListener::from_std(listener), Box::new(factory))
     }
 
     /// Hands out this reactor's listening sockets without closing them, and
@@ -292,7 +295,11 @@ impl<H: Handler> Reactor<H> {
         Ok(())
     }
 
-    fn adopt(&mut self, mut sock: TcpListener, factory: Factory<H>) -> io::Result<SocketAddr> {
+    fn add_listener(
+        &mut self,
+        mut sock: TcpListener,
+        factory: Factory<H>,
+    ) -> io::Result<SocketAddr> {
         let bound = sock.local_addr()?;
         let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {bound}: {e}"));
         let token = Token(LISTENER_BIT | self.listeners.len());
@@ -403,6 +410,7 @@ impl<H: Handler> Reactor<H> {
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         if self.env.handle.needs_attention() {
             if self.check_shutdown() {
+                self.env.handle.publish(self.stats());
                 return Ok(());
             }
             self.check_drain();
@@ -466,7 +474,26 @@ impl<H: Handler> Reactor<H> {
         if self.drain.is_some() {
             self.drain_tick();
         }
+        self.env.handle.publish(self.stats());
         Ok(())
+    }
+
+    /// The counts ([`connection_count`](Reactor::connection_count),
+    /// [`closed_count`](Reactor::closed_count),
+    /// [`rejected_count`](Reactor::rejected_count)); [`Handle::stats`] gives
+    /// the same from any thread, as of the last turn.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            connections: self.table.cores.len() as u64,
+            closed: self.closed,
+            rejected: self.rejected,
+        }
+    }
+
+    /// Makes handlers with `factory` for connections handed to this reactor
+    /// (a group's hand-off acceptor).
+    pub(crate) fn adopt_with(&mut self, factory: Factory<H>) {
+        self.adopt_factory = Some(factory);
     }
 
     /// Connections open now (accepted and outbound, connecting included).
@@ -709,7 +736,18 @@ impl<H: Handler> Reactor<H> {
             }
             let mut cmds = std::mem::take(&mut self.commands);
             for cmd in cmds.drain(..) {
-                let id = cmd.id();
+                let id = match &cmd {
+                    Command::Adopt(..) => {
+                        if let Command::Adopt(stream, peer) = cmd {
+                            self.adopt(stream, peer);
+                        }
+                        continue;
+                    }
+                    Command::Write(id, _)
+                    | Command::Close(id)
+                    | Command::Abort(id)
+                    | Command::ShutdownWrite(id) => *id,
+                };
                 if self.table.cores.get(id).is_none() {
                     continue;
                 }
@@ -723,6 +761,7 @@ impl<H: Handler> Reactor<H> {
                     Command::Close(_) => conn.close(),
                     Command::Abort(_) => conn.abort(),
                     Command::ShutdownWrite(_) => conn.shutdown_write(),
+                    Command::Adopt(..) => unreachable!("handled above"),
                 }
                 self.settle(id);
             }

@@ -46,8 +46,29 @@ impl<H: Handler> Reactor<H> {
                 drop(stream);
                 continue;
             }
-            self.open(li, stream, peer);
+            self.open(Some(li), stream, peer);
         }
+    }
+
+    /// A connection handed off by a group's acceptor: opened with the
+    /// adopt factory, or turned away (full, draining, shut down).
+    pub(super) fn adopt(&mut self, stream: std::net::TcpStream, peer: SocketAddr) {
+        self.env.handle.adopted();
+        if self.adopt_factory.is_none() || self.shut_down || self.drain.is_some() {
+            self.rejected += 1;
+            return;
+        }
+        if self.table.cores.len() >= self.env.config.max_connections {
+            log::debug!("turning {peer} away: max_connections reached");
+            self.rejected += 1;
+            return;
+        }
+        if let Err(e) = stream.set_nonblocking(true) {
+            log::warn!("turning {peer} away: {e}");
+            self.rejected += 1;
+            return;
+        }
+        self.open(None, TcpStream::from_std(stream), peer);
     }
 
     /// EMFILE/ENFILE: give back the spare descriptor, accept one pending
@@ -98,7 +119,9 @@ impl<H: Handler> Reactor<H> {
         self.accept_retry_at = Some(self.env.clock.now() + ticks(ACCEPT_RETRY));
     }
 
-    fn open(&mut self, li: usize, mut stream: TcpStream, peer: SocketAddr) {
+    /// Opens an accepted connection with listener `li`'s factory, or the
+    /// adopt factory for `None`.
+    fn open(&mut self, li: Option<usize>, mut stream: TcpStream, peer: SocketAddr) {
         if self.socket_options {
             if let Err(e) = sys::apply_socket_options(&stream, &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
@@ -116,7 +139,10 @@ impl<H: Handler> Reactor<H> {
             self.rejected += 1;
             return;
         }
-        let factory = &mut self.listeners[li].factory;
+        let factory = match li {
+            Some(li) => &mut self.listeners[li].factory,
+            None => self.adopt_factory.as_mut().expect("checked by adopt"),
+        };
         let Some(handler) = guarded("the factory", id, || factory(peer)) else {
             self.rejected += 1;
             return;

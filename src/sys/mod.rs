@@ -93,6 +93,23 @@ pub(crate) fn start_connect(
     Ok((stream, failed))
 }
 
+/// Binds and listens with `SO_REUSEPORT` (and `SO_REUSEADDR`), so that
+/// several sockets share `addr` and the kernel spreads connections over
+/// them; for a group's [`Balance::ReusePort`](crate::Balance::ReusePort).
+pub(crate) fn bind_listener_reuseport(
+    addr: std::net::SocketAddr,
+    backlog: u32,
+) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    #[cfg(all(unix, not(any(target_os = "solaris", target_os = "illumos"))))]
+    sock.set_reuse_port(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(backlog.min(i32::MAX as u32) as i32)?;
+    Ok(sock.into())
+}
+
 /// Binds and listens as mio's `TcpListener::bind` does (`SO_REUSEADDR` on
 /// Unix, non-blocking, close-on-exec), with the given backlog.
 pub(crate) fn bind_listener(

@@ -1,0 +1,387 @@
+//! [`Group`]: one [`Reactor`] per thread, sharing one address, with the
+//! balance chosen explicitly ([`Balance`]).
+
+use std::fmt;
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::conn::ConnId;
+use crate::handle::{Handle, Stats};
+use crate::handler::Handler;
+use crate::reactor::Reactor;
+
+/// How a [`Group`] spreads connections over its workers.
+///
+/// | mode | how | use it when |
+/// |---|---|---|
+/// | [`ReusePort`](Balance::ReusePort) | one listener per worker (`SO_REUSEPORT`); the kernel hashes each connection's 4-tuple to one | many short connections from many clients: no shared state, no wake-ups of idle workers. Not load-aware: a slow worker keeps its share, and few distinct clients hash unevenly |
+/// | [`Shared`](Balance::Shared) | one listener registered in every worker | a simple default for moderate rates: whichever worker is free accepts, but every worker wakes for every connection (the thundering herd; mio cannot set `EPOLLEXCLUSIVE`) |
+/// | [`HandOff`](Balance::HandOff) | one acceptor thread gives each connection to the worker with the fewest open | few, long-lived connections that must be spread exactly (as seastar and Envoy's `exact_balance`); costs a hand-off per connection |
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// One `SO_REUSEPORT` listener per worker (Linux, and where the OS
+    /// balances reuseport sockets).
+    ReusePort,
+    /// One listener, registered in every worker.
+    Shared,
+    /// One acceptor hands each connection to the least-loaded worker.
+    HandOff,
+}
+
+/// A connection of a [`Group`]: which worker owns it, and its id there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupConnId {
+    /// The worker's index, `0..workers`.
+    pub worker: usize,
+    /// The connection's id in that worker's reactor.
+    pub id: ConnId,
+}
+
+/// Reaches every worker of a [`Group`] from any thread: `Clone + Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct GroupHandle {
+    workers: Arc<Vec<Handle>>,
+    acceptor_stop: Arc<AtomicBool>,
+}
+
+impl GroupHandle {
+    /// The handle of worker `i`'s reactor.
+    ///
+    /// # Panics
+    ///
+    /// If `i` is not below the number of workers.
+    #[track_caller]
+    pub fn worker(&self, i: usize) -> &Handle {
+        &self.workers[i]
+    }
+
+    /// How many workers the group has.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
+    /// Queues `data` for `conn` on the worker that owns it
+    /// ([`Handle::write`]). Ignored if it is closed or the worker is unknown.
+    pub fn write(&self, conn: GroupConnId, data: Vec<u8>) {
+        if let Some(h) = self.workers.get(conn.worker) {
+            h.write(conn.id, data);
+        }
+    }
+
+    /// Closes `conn` gracefully on the worker that owns it ([`Handle::close`]).
+    pub fn close(&self, conn: GroupConnId) {
+        if let Some(h) = self.workers.get(conn.worker) {
+            h.close(conn.id);
+        }
+    }
+
+    /// Resets `conn` on the worker that owns it ([`Handle::abort`]).
+    pub fn abort(&self, conn: GroupConnId) {
+        if let Some(h) = self.workers.get(conn.worker) {
+            h.abort(conn.id);
+        }
+    }
+
+    /// Shuts every worker down ([`Handle::shutdown`]); from any thread, any
+    /// number of times.
+    pub fn shutdown(&self) {
+        self.acceptor_stop.store(true, Ordering::SeqCst);
+        for h in self.workers.iter() {
+            h.shutdown();
+        }
+    }
+
+    /// Drains every worker ([`Handle::drain`]); a hand-off acceptor stops
+    /// accepting at once.
+    pub fn drain(&self, grace: Duration) {
+        self.acceptor_stop.store(true, Ordering::SeqCst);
+        for h in self.workers.iter() {
+            h.drain(grace);
+        }
+    }
+
+    /// Each worker's counts, as of its last turn.
+    pub fn worker_stats(&self) -> Vec<Stats> {
+        self.workers.iter().map(Handle::stats).collect()
+    }
+
+    /// The whole group's counts: the workers' added up.
+    pub fn stats(&self) -> Stats {
+        self.worker_stats()
+            .into_iter()
+            .fold(Stats::default(), |a, b| Stats {
+                connections: a.connections + b.connections,
+                closed: a.closed + b.closed,
+                rejected: a.rejected + b.rejected,
+            })
+    }
+}
+
+/// Several reactors, one per thread, serving one address: the way to use
+/// every core. Start it with [`Group::start`]; reach it with its
+/// [`GroupHandle`]; [`Group::join`] waits for the workers.
+///
+/// Handlers need not be `Send`: each worker calls the `Send + Clone` maker on
+/// its own thread, with its index, to build the factory it uses there.
+/// `max_connections` holds per worker; under [`Balance::ReusePort`] a full
+/// worker keeps accepting and closing at once (the kernel keeps queuing
+/// connections to its listener, so pausing would strand them).
+///
+/// Outbound connections a handler opens ([`Connector`](crate::Connector))
+/// belong to the worker that opened them.
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use hangup::{Balance, CloseReason, Config, Conn, Group, Handler};
+///
+/// struct Echo;
+/// impl Handler for Echo {
+///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) { conn.write(data) }
+///     fn on_close(&mut self, _: CloseReason) {}
+/// }
+///
+/// let group = Group::start(
+///     "127.0.0.1:0".parse().unwrap(),
+///     Config::default(),
+///     2,
+///     Balance::Shared,
+///     |_worker| |_peer| Echo,
+/// )?;
+/// let mut c = std::net::TcpStream::connect(group.local_addr())?;
+/// c.write_all(b"hi")?;
+/// let mut back = [0u8; 2];
+/// c.read_exact(&mut back)?;
+/// assert_eq!(&back, b"hi");
+/// group.handle().shutdown();
+/// group.join()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Group {
+    addr: SocketAddr,
+    handle: GroupHandle,
+    threads: Vec<JoinHandle<io::Result<()>>>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("addr", &self.addr)
+            .field("workers", &self.handle.workers())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the main thread gives a worker to listen on.
+enum Feed {
+    Listener(TcpListener),
+    HandOff,
+}
+
+impl Group {
+    /// Starts `workers` reactors (0: one per available core), each on its
+    /// own thread with `config`, serving `addr` balanced by `balance`.
+    /// `maker(i)` runs on worker `i`'s thread and returns its factory.
+    /// Returns once every worker listens.
+    ///
+    /// # Errors
+    ///
+    /// Binding failed (the message names the address), `config` is invalid
+    /// (`InvalidInput`), a thread could not be spawned, or a worker could not
+    /// make its reactor.
+    pub fn start<M, F, H>(
+        addr: SocketAddr,
+        config: Config,
+        workers: usize,
+        balance: Balance,
+        maker: M,
+    ) -> io::Result<Group>
+    where
+        M: FnOnce(usize) -> F + Send + Clone + 'static,
+        F: FnMut(SocketAddr) -> H + 'static,
+        H: Handler + 'static,
+    {
+        config.validate()?;
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            workers
+        };
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        let backlog = config.listen_backlog;
+        let mut feeds = Vec::with_capacity(workers);
+        let mut handoff_listener = None;
+        let mut bound = addr;
+        match balance {
+            Balance::ReusePort => {
+                for _ in 0..workers {
+                    let l = crate::sys::bind_listener_reuseport(bound, backlog).map_err(named)?;
+                    bound = l.local_addr().map_err(named)?;
+                    feeds.push(Feed::Listener(l));
+                }
+            }
+            Balance::Shared => {
+                let l = crate::sys::bind_listener(addr, backlog).map_err(named)?;
+                let l = TcpListener::from(l);
+                bound = l.local_addr().map_err(named)?;
+                for _ in 1..workers {
+                    feeds.push(Feed::Listener(l.try_clone().map_err(named)?));
+                }
+                feeds.push(Feed::Listener(l));
+            }
+            Balance::HandOff => {
+                let l = crate::sys::bind_listener(addr, backlog).map_err(named)?;
+                let l = TcpListener::from(l);
+                bound = l.local_addr().map_err(named)?;
+                l.set_nonblocking(false).map_err(named)?;
+                handoff_listener = Some(l);
+                feeds.extend((0..workers).map(|_| Feed::HandOff));
+            }
+        }
+        let mut threads = Vec::with_capacity(workers);
+        let mut handles = Vec::with_capacity(workers);
+        for (i, feed) in feeds.into_iter().enumerate() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let maker = maker.clone();
+            let config = config.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("hangup-worker-{i}"))
+                .spawn(move || worker(i, config, feed, maker, tx))?;
+            match rx.recv() {
+                Ok(Ok(h)) => handles.push(h),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Err(io::Error::other(format!("worker {i} ended at start"))),
+            }
+            threads.push(thread);
+        }
+        let handle = GroupHandle {
+            workers: Arc::new(handles),
+            acceptor_stop: Arc::new(AtomicBool::new(false)),
+        };
+        let acceptor = match handoff_listener {
+            Some(l) => {
+                let h = handle.clone();
+                Some(
+                    std::thread::Builder::new()
+                        .name("hangup-acceptor".into())
+                        .spawn(move || acceptor(l, h))?,
+                )
+            }
+            None => None,
+        };
+        log::debug!("group of {workers} workers on {bound}, {balance:?}");
+        Ok(Group {
+            addr: bound,
+            handle,
+            threads,
+            acceptor,
+        })
+    }
+
+    /// The address the group serves (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to every worker.
+    pub fn handle(&self) -> GroupHandle {
+        self.handle.clone()
+    }
+
+    /// Waits until every worker has returned (after [`GroupHandle::shutdown`]
+    /// or a finished [`GroupHandle::drain`]).
+    ///
+    /// # Errors
+    ///
+    /// The first error a worker's loop returned; a worker that panicked.
+    pub fn join(mut self) -> io::Result<()> {
+        self.handle.acceptor_stop.store(true, Ordering::SeqCst);
+        let mut first = Ok(());
+        for t in self.threads.drain(..) {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a worker panicked")));
+            if first.is_ok() {
+                first = r;
+            }
+        }
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+        first
+    }
+}
+
+fn worker<M, F, H>(
+    i: usize,
+    config: Config,
+    feed: Feed,
+    maker: M,
+    ready: std::sync::mpsc::Sender<io::Result<Handle>>,
+) -> io::Result<()>
+where
+    M: FnOnce(usize) -> F,
+    F: FnMut(SocketAddr) -> H + 'static,
+    H: Handler + 'static,
+{
+    let start = || -> io::Result<Reactor<H>> {
+        let mut reactor = Reactor::with_config(config)?;
+        let factory = maker(i);
+        match feed {
+            Feed::Listener(l) => {
+                reactor.listen_std(l, factory)?;
+            }
+            Feed::HandOff => reactor.adopt_with(Box::new(factory)),
+        }
+        Ok(reactor)
+    };
+    let mut reactor = match start() {
+        Ok(r) => {
+            let _ = ready.send(Ok(r.handle()));
+            r
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return Ok(());
+        }
+    };
+    reactor.run()
+}
+
+/// The hand-off acceptor: accepts on its own thread and gives each
+/// connection to the worker with the fewest open.
+fn acceptor(l: TcpListener, group: GroupHandle) {
+    // accept(2) honours SO_RCVTIMEO on Linux: wake up to see a stop.
+    let _ = socket2::SockRef::from(&l).set_read_timeout(Some(Duration::from_millis(50)));
+    while !group.acceptor_stop.load(Ordering::SeqCst) {
+        match l.accept() {
+            Ok((stream, peer)) => {
+                let target = group
+                    .workers
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, h)| h.stats().connections + h.handed_off_pending())
+                    .map_or(0, |(i, _)| i);
+                group.workers[target].hand_off(stream, peer);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) => {}
+            Err(e) => {
+                log::warn!("hand-off acceptor: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+}
