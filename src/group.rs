@@ -123,7 +123,8 @@ impl GroupHandle {
 }
 
 /// Several reactors, one per thread, serving one address: the way to use
-/// every core. Start it with [`Group::start`]; reach it with its
+/// every core. Start it with [`Group::start`] (or, with the `pin` feature on
+/// Linux, `Group::start_pinned`, each worker pinned to a CPU); reach it with its
 /// [`GroupHandle`]; [`Group::join`] waits for the workers.
 ///
 /// Handlers need not be `Send`: each worker calls the `Send + Clone` maker on
@@ -282,6 +283,48 @@ impl Group {
             handle,
             threads,
             acceptor,
+        })
+    }
+
+    /// Like [`start`](Group::start), with worker `i` pinned to the `i`-th CPU
+    /// this process may run on (wrapping around), set on the worker's own
+    /// thread before its reactor is made. Linux only, with the `pin`
+    /// feature.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Group::start), and the CPU affinity could not be read or
+    /// set (the error names the worker and CPU).
+    #[cfg(all(feature = "pin", target_os = "linux"))]
+    pub fn start_pinned<M, F, H>(
+        addr: SocketAddr,
+        config: Config,
+        workers: usize,
+        balance: Balance,
+        maker: M,
+    ) -> io::Result<Group>
+    where
+        M: FnOnce(usize) -> F + Send + Clone + 'static,
+        F: FnMut(SocketAddr) -> H + 'static,
+        H: Handler + 'static,
+    {
+        use rustix::thread::{sched_getaffinity, sched_setaffinity, CpuSet};
+        let allowed = sched_getaffinity(None).map_err(io::Error::from)?;
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+            .filter(|&c| allowed.is_set(c))
+            .collect();
+        if cpus.is_empty() {
+            return Err(io::Error::other("no CPU in this process's affinity mask"));
+        }
+        Group::start(addr, config, workers, balance, move |i| {
+            let cpu = cpus[i % cpus.len()];
+            let mut set = CpuSet::new();
+            set.set(cpu);
+            match sched_setaffinity(None, &set) {
+                Ok(()) => log::debug!("worker {i} pinned to CPU {cpu}"),
+                Err(e) => log::warn!("worker {i}: pinning to CPU {cpu} failed: {e}"),
+            }
+            maker(i)
         })
     }
 

@@ -168,6 +168,12 @@
 //!   [`Reactor::closed_count`] and [`Reactor::rejected_count`].
 //! - No DNS: [`Reactor::connect`] takes a `SocketAddr`.
 //!
+//! # Features
+//!
+//! - `pin` (off by default; Linux): `Group::start_pinned`, a [`Group`] whose
+//!   workers are each pinned to a CPU. It adds the `rustix` crate, for a safe
+//!   `sched_setaffinity(2)`; nothing else changes.
+//!
 //! # Minimum Supported Rust Version
 //!
 //! The library builds with Rust 1.83 or newer. That is the newest of: the

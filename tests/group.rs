@@ -179,3 +179,64 @@ fn shutdown_from_8_threads_at_once_closes_each_connection_once() {
     assert!(log.closes.values().all(|r| r == &["Shutdown"]));
     drop(clients);
 }
+
+#[test]
+fn drain_broadcast_returns_every_worker_within_grace() {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let group = start(Balance::ReusePort, &log);
+    let handle = group.handle();
+    // Connections that never finish: forced at the deadline on both workers.
+    let clients: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(group.local_addr()).unwrap())
+        .collect();
+    wait_until("20 open", || handle.stats().connections == 20);
+    let t0 = Instant::now();
+    let grace = Duration::from_millis(300);
+    handle.drain(grace);
+    group.join().unwrap();
+    let took = t0.elapsed();
+    println!("group drain, grace {grace:?}: every worker returned after {took:?}");
+    assert!(
+        took >= grace && took < grace + Duration::from_secs(1),
+        "{took:?}"
+    );
+    let log = log.lock().unwrap();
+    assert_eq!(log.closes.len(), 20);
+    assert!(
+        log.closes.values().all(|r| r == &["Shutdown"]),
+        "forced at the deadline"
+    );
+    drop(clients);
+}
+
+#[cfg(all(feature = "pin", target_os = "linux"))]
+#[test]
+fn pinned_workers_serve() {
+    init();
+    let group = Group::start_pinned(
+        "127.0.0.1:0".parse().unwrap(),
+        Config::default(),
+        2,
+        Balance::ReusePort,
+        |_| |_| Echo,
+    )
+    .unwrap();
+    let mut c = TcpStream::connect(group.local_addr()).unwrap();
+    c.set_read_timeout(Some(WAIT)).unwrap();
+    std::io::Write::write_all(&mut c, b"hi").unwrap();
+    let mut b = [0u8; 2];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"hi");
+    group.handle().shutdown();
+    group.join().unwrap();
+}
+
+#[cfg(all(feature = "pin", target_os = "linux"))]
+struct Echo;
+#[cfg(all(feature = "pin", target_os = "linux"))]
+impl Handler for Echo {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        conn.write(data)
+    }
+    fn on_close(&mut self, _: CloseReason) {}
+}
