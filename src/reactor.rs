@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, Read};
+use std::io;
 use std::net::SocketAddr;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
@@ -14,20 +14,21 @@ use mio::event::Event;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::close::{
-    after_data, classify_connect, classify_read, reason_from_error, AfterData, CloseReason,
-    ConnectOutcome, ReadOutcome,
-};
+use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
-use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table, LISTENER_BIT};
-use crate::connect::{Connector, Queue};
+use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
+use crate::connect::Queue;
 use crate::handle::{Command, Handle, Stats};
 use crate::handler::Handler;
 use crate::sys;
 use crate::timer::Wheel;
 
 mod accept;
+mod dispatch;
 mod drain;
+mod outbound;
+
+use dispatch::{deliver, read_ready, write_ready};
 
 pub use drain::DrainReport;
 
@@ -191,193 +192,6 @@ impl<H: Handler> Reactor<H> {
             closed: 0,
             shut_down: false,
         })
-    }
-
-    /// Binds `addr`, listens, and makes a handler with `factory` for every
-    /// peer accepted there. Returns the bound address (port 0 resolves to the
-    /// real port). May be called more than once, for several addresses.
-    ///
-    /// # Errors
-    ///
-    /// Binding or listening failed (address in use, permission denied, ...),
-    /// or no descriptor was left to hold in reserve for turning peers away
-    /// when descriptors run out (EMFILE): the error keeps its kind and its
-    /// message names `addr`.
-    pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<SocketAddr>
-    where
-        F: FnMut(SocketAddr) -> H + 'static,
-    {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
-        self.hold_spare(&addr.to_string())?;
-        let sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
-        self.add_listener(sock, Box::new(factory))
-    }
-
-    /// Adopts a listener that is already bound and listening: one passed by
-    /// systemd socket activation, or handed over by the process this one
-    /// replaces (see [`take_listeners`](Reactor::take_listeners)). It is set
-    /// non-blocking here, so a blocking listener can never hang the loop.
-    /// Returns its address.
-    ///
-    /// # Errors
-    ///
-    /// Setting it non-blocking, reading its address or registering it
-    /// failed, or no spare descriptor could be held in reserve (as for
-    /// [`listen`](Reactor::listen)).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hangup::{CloseReason, Conn, Handler, Reactor};
-    /// # struct Quiet;
-    /// # impl Handler for Quiet {
-    /// #     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
-    /// #     fn on_close(&mut self, _: CloseReason) {}
-    /// # }
-    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?; // blocking
-    /// let mut reactor = Reactor::new()?;
-    /// let addr = reactor.listen_std(std_listener, |_| Quiet)?;
-    /// let _client = std::net::TcpStream::connect(addr)?;
-    /// reactor.run_once(Some(std::time::Duration::from_millis(100)))?; // does not block in accept
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn listen_std<F>(
-        &mut self,
-        listener: std::net::TcpListener,
-        factory: F,
-    ) -> io::Result<SocketAddr>
-    where
-        F: FnMut(SocketAddr) -> H + 'static,
-    {
-        let at = listener
-            .local_addr()
-            .map_or_else(|_| "an adopted listener".to_string(), |a| a.to_string());
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {at}: {e}"));
-        listener.set_nonblocking(true).map_err(named)?;
-        self.hold_spare(&at)?;
-        self.add_listener(mio::net::TcpListener::from_std(listener), Box::new(factory))
-    }
-
-    /// Hands out this reactor's listening sockets without closing them, and
-    /// stops accepting on them: for a restart, a new process receives them
-    /// (for example over a Unix socket with `SCM_RIGHTS`, or inherited across
-    /// `exec`) and adopts them with [`listen_std`](Reactor::listen_std),
-    /// while this one drains ([`Handle::drain`]). Clients that connect in
-    /// between wait in the kernel's backlog for the new owner; none is
-    /// refused or reset. They are returned blocking, as std makes them.
-    pub fn take_listeners(&mut self) -> Vec<std::net::TcpListener> {
-        let mut out = Vec::with_capacity(self.listeners.len());
-        for mut l in self.listeners.drain(..) {
-            if let Err(e) = self.poll.registry().deregister(&mut l.sock) {
-                log::warn!("deregistering the listener on {}: {e}", l.addr);
-            }
-            let std_listener = std::net::TcpListener::from(l.sock);
-            if let Err(e) = std_listener.set_nonblocking(false) {
-                log::warn!("making the listener on {} blocking: {e}", l.addr);
-            }
-            out.push(std_listener);
-        }
-        out
-    }
-
-    /// Takes the spare descriptor for the EMFILE turn-away, if not held yet.
-    fn hold_spare(&mut self, at: &str) -> io::Result<()> {
-        if self.spare_fd.is_none() {
-            // Without it, peers that arrive while descriptors are exhausted
-            // would wait unanswered in the backlog (see `out_of_descriptors`).
-            self.spare_fd = Some(open_spare().map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("listen on {at}: no descriptor to hold in reserve for turning peers away when descriptors run out: {e}"),
-                )
-            })?);
-        }
-        Ok(())
-    }
-
-    fn add_listener(
-        &mut self,
-        mut sock: TcpListener,
-        factory: Factory<H>,
-    ) -> io::Result<SocketAddr> {
-        let bound = sock.local_addr()?;
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {bound}: {e}"));
-        let token = Token(LISTENER_BIT | self.listeners.len());
-        self.poll
-            .registry()
-            .register(&mut sock, token, Interest::READABLE)
-            .map_err(named)?;
-        log::debug!("listening on {bound}");
-        self.listeners.push(Listener {
-            sock,
-            addr: bound,
-            factory,
-        });
-        Ok(bound)
-    }
-
-    /// Starts a non-blocking connect to `addr`; returns the new
-    /// connection's id at once. Once connected, `handler` gets `on_open`; if
-    /// the connect fails it gets only `on_close(CloseReason::ConnectFailed(e))`
-    /// with the error the OS gave (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
-    /// EADDRNOTAVAIL, the kernel's SYN timeout) or `ErrorKind::TimedOut` when
-    /// [`Config::connect_timeout`] passes. An error that `connect(2)` returns
-    /// at once is reported the same way, on the next turn. Output written
-    /// before the connect completes is queued and sent once connected.
-    ///
-    /// To connect from inside a callback (a proxy opening its upstream), use
-    /// a [`Connector`] from [`Reactor::connector`].
-    ///
-    /// Outbound connections count in [`connection_count`](Reactor::connection_count)
-    /// but not against [`Config::max_connections`], and get the same socket
-    /// options (keepalive, user timeout, nodelay) as accepted ones.
-    ///
-    /// # Errors
-    ///
-    /// No socket could be made (out of descriptors): `handler` is dropped
-    /// without a callback.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use hangup::{CloseReason, Conn, Handler, Reactor};
-    ///
-    /// struct Hello;
-    /// impl Handler for Hello {
-    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
-    ///         conn.write(b"hello\n");
-    ///         conn.close();
-    ///     }
-    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
-    ///     fn on_close(&mut self, reason: CloseReason) {
-    ///         println!("closed: {reason}");
-    ///     }
-    /// }
-    ///
-    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
-    /// let mut reactor = Reactor::new()?;
-    /// reactor.connect(server.local_addr()?, Hello)?;
-    /// let (_peer, _) = server.accept()?;
-    /// while reactor.closed_count() == 0 {
-    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
-    /// # if reactor.connection_count() == 1 { drop(_peer); break; }
-    /// }
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
-        let id = self.table.start_connect(addr, &self.env)?;
-        self.connects.waiting.borrow_mut().push((id, handler));
-        self.after_callbacks();
-        Ok(id)
-    }
-
-    /// A [`Connector`] for this reactor: `Clone`, not `Send`; hand it to the
-    /// handlers that open connections from inside their callbacks.
-    pub fn connector(&self) -> Connector<H> {
-        Connector {
-            inner: self.connects.clone(),
-        }
     }
 
     /// A [`Handle`] to this reactor: `Clone + Send + Sync`.
@@ -618,51 +432,6 @@ impl<H: Handler> Reactor<H> {
         self.after(id);
     }
 
-    /// An event on a connecting socket. Returns true once connected (after
-    /// `on_open` and a first flush), for the caller to read what came with it.
-    fn connect_event(&mut self, id: ConnId, event: &Event) -> bool {
-        if !(event.is_writable()
-            || event.is_error()
-            || event.is_read_closed()
-            || event.is_write_closed())
-        {
-            return false;
-        }
-        let (handlers, table, env) = (&mut self.handlers, &mut self.table, &self.env);
-        let Some(core) = table.cores.get_mut(id) else {
-            return false;
-        };
-        let so_error = core.stream.take_error();
-        match classify_connect(so_error, || core.stream.peer_addr()) {
-            ConnectOutcome::Pending => false,
-            ConnectOutcome::Failed(e) => {
-                log::debug!("conn {id}: connect to {} failed: {e}", core.peer);
-                core.st.fail(CloseReason::ConnectFailed(e));
-                false
-            }
-            ConnectOutcome::Connected => {
-                log::trace!("conn {id}: connected to {}", core.peer);
-                core.st.connected(env.clock.now());
-                deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
-                if table.cores.get(id).is_some_and(|c| c.out.is_some()) {
-                    write_ready(handlers, table, env, id);
-                } else if let Some(core) = table.cores.get_mut(id) {
-                    // A FIN asked for while connecting, with nothing queued.
-                    let action = core.st.drained();
-                    core.act(action);
-                }
-                if self.env.draining.get() {
-                    // Opened during a drain: it hears of it too.
-                    self.tell_drain(id);
-                }
-                self.table
-                    .cores
-                    .get(id)
-                    .is_some_and(|c| c.st.phase() != Phase::Done)
-            }
-        }
-    }
-
     /// Connections that stopped reading early (budget, or resumed), and
     /// connects that failed at once, get their turn. Only those queued
     /// before this call: new ones wait a turn.
@@ -822,33 +591,6 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
-    /// Gives an outbound connection its handler and registers its socket.
-    /// One that already failed is finished on the next turn, so that every
-    /// failure reaches `on_close` by the same path.
-    fn attach(&mut self, id: ConnId, handler: H) {
-        self.put_handler(id, handler);
-        let Some(core) = self.table.cores.get_mut(id) else {
-            return;
-        };
-        if core.st.phase() != Phase::Done {
-            let interest = Interest::READABLE | Interest::WRITABLE;
-            match self
-                .poll
-                .registry()
-                .register(&mut core.stream, id.token(), interest)
-            {
-                Ok(()) => core.st.set(Flag::WRITABLE_INTEREST, true),
-                Err(e) => core.st.fail(CloseReason::ConnectFailed(e)),
-            }
-        }
-        if core.st.phase() == Phase::Done {
-            core.st.set(Flag::QUEUED, true);
-            self.ready.push_back(id);
-        } else {
-            self.settle(id);
-        }
-    }
-
     /// After anything touched a connection: finish it if done, otherwise
     /// bring its registration, ready-list entry and timer up to date.
     fn settle(&mut self, id: ConnId) {
@@ -939,131 +681,6 @@ impl<H: Handler> Drop for Reactor<H> {
     fn drop(&mut self) {
         if self.table.cores.len() > 0 {
             self.close_all();
-        }
-    }
-}
-
-/// Calls a handler callback with a `Conn` view, if the connection is open.
-/// A panic closes the connection with `Panicked`.
-#[inline]
-fn deliver<H: Handler>(
-    handlers: &mut [Option<H>],
-    table: &mut Table,
-    env: &Env,
-    id: ConnId,
-    what: &str,
-    f: impl FnOnce(&mut H, &mut Conn<'_>),
-) {
-    if !table.cores.get(id).is_some_and(|c| c.st.is_open()) {
-        return;
-    }
-    let Some(handler) = handlers.get_mut(id.index()).and_then(Option::as_mut) else {
-        return;
-    };
-    let mut conn = Conn { id, table, env };
-    if guarded(what, id, || f(handler, &mut conn)).is_none() {
-        if let Some(core) = table.cores.get_mut(id) {
-            core.st.fail(CloseReason::Panicked);
-        }
-    }
-}
-
-/// Writes queued output after a writable event.
-fn write_ready<H: Handler>(handlers: &mut [Option<H>], table: &mut Table, env: &Env, id: ConnId) {
-    let Some(core) = table.cores.get_mut(id) else {
-        return;
-    };
-    if !core.flush() {
-        return;
-    }
-    match core.st.phase() {
-        Phase::Open => {
-            let action = core.st.drained();
-            core.act(action);
-            deliver(handlers, table, env, id, "on_drained", |h, c| {
-                h.on_drained(c)
-            });
-        }
-        Phase::Flushing => {
-            let action = core.st.flushed();
-            core.act(action);
-        }
-        Phase::Connecting | Phase::Draining | Phase::Done => {}
-    }
-}
-
-/// Reads until the socket is drained, the per-turn budget is spent, or the
-/// connection ends, delivering each chunk to `on_data`.
-fn read_ready<H: Handler>(
-    handlers: &mut [Option<H>],
-    table: &mut Table,
-    buf: &mut [u8],
-    env: &Env,
-    id: ConnId,
-) {
-    let budget = env.config.read_budget;
-    let mut total = 0usize;
-    loop {
-        let Some(core) = table.cores.get_mut(id) else {
-            return;
-        };
-        if !core.st.may_read() {
-            if core.st.has(Flag::PAUSED) {
-                // Data may be left in the kernel: read it on resume.
-                core.st.set(Flag::MORE_TO_READ, true);
-            }
-            return;
-        }
-        let result = core.stream.read(buf);
-        match classify_read(result) {
-            ReadOutcome::Data(n) => {
-                total += n;
-                let hint = core.st.has(Flag::HUP_HINT);
-                if core.st.is_open() {
-                    if core.st.has_idle_timeout() {
-                        core.st.heard_from_peer(env.clock.now());
-                    }
-                    let data = &buf[..n];
-                    deliver(handlers, table, env, id, "on_data", |h, c| {
-                        h.on_data(c, data)
-                    });
-                }
-                match after_data(n, buf.len(), total, budget, hint) {
-                    AfterData::Continue => {}
-                    AfterData::Drained => return,
-                    AfterData::Yield => {
-                        if let Some(core) = table.cores.get_mut(id) {
-                            core.st.set(Flag::MORE_TO_READ, true);
-                        }
-                        return;
-                    }
-                }
-            }
-            ReadOutcome::Eof => {
-                if core.st.eof() {
-                    deliver(handlers, table, env, id, "on_read_closed", |h, c| {
-                        h.on_read_closed(c)
-                    });
-                    if let Some(core) = table.cores.get_mut(id) {
-                        // Both directions done if this side half-closed too.
-                        let has_pending = core.pending() > 0;
-                        let action = core
-                            .st
-                            .after_read_closed(has_pending, || env.clock.now() + env.close_ticks);
-                        core.act(action);
-                    }
-                }
-                return;
-            }
-            ReadOutcome::WouldBlock => {
-                core.st.set(Flag::HUP_HINT, false);
-                return;
-            }
-            ReadOutcome::Interrupted => {}
-            ReadOutcome::Closed(reason) => {
-                core.st.fail(reason);
-                return;
-            }
         }
     }
 }

@@ -1,18 +1,141 @@
-//! Accepting: the listeners' side of the reactor, and what it does when
-//! descriptors run out (EMFILE).
+//! Accepting: the listeners (made, adopted, handed out), accepting from
+//! them, and what the reactor does when descriptors run out (EMFILE).
 
 use std::io;
 use std::net::SocketAddr;
 
-use mio::net::TcpStream;
-use mio::Interest;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Token};
 
-use super::{deliver, guarded, open_spare, Reactor, ACCEPT_RETRY};
-use crate::conn::{ticks, Core, State};
+use super::{deliver, guarded, open_spare, Factory, Listener, Reactor, ACCEPT_RETRY};
+use crate::conn::{ticks, Core, State, LISTENER_BIT};
 use crate::handler::Handler;
 use crate::sys;
 
 impl<H: Handler> Reactor<H> {
+    /// Binds `addr`, listens, and makes a handler with `factory` for every
+    /// peer accepted there. Returns the bound address (port 0 resolves to the
+    /// real port). May be called more than once, for several addresses.
+    ///
+    /// # Errors
+    ///
+    /// Binding or listening failed (address in use, permission denied, ...),
+    /// or no descriptor was left to hold in reserve for turning peers away
+    /// when descriptors run out (EMFILE): the error keeps its kind and its
+    /// message names `addr`.
+    pub fn listen<F>(&mut self, addr: SocketAddr, factory: F) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        self.hold_spare(&addr.to_string())?;
+        let sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
+        self.add_listener(sock, Box::new(factory))
+    }
+
+    /// Adopts a listener that is already bound and listening: one passed by
+    /// systemd socket activation, or handed over by the process this one
+    /// replaces (see [`take_listeners`](Reactor::take_listeners)). It is set
+    /// non-blocking here, so a blocking listener can never hang the loop.
+    /// Returns its address.
+    ///
+    /// # Errors
+    ///
+    /// Setting it non-blocking, reading its address or registering it
+    /// failed, or no spare descriptor could be held in reserve (as for
+    /// [`listen`](Reactor::listen)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    /// # struct Quiet;
+    /// # impl Handler for Quiet {
+    /// #     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    /// #     fn on_close(&mut self, _: CloseReason) {}
+    /// # }
+    /// let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?; // blocking
+    /// let mut reactor = Reactor::new()?;
+    /// let addr = reactor.listen_std(std_listener, |_| Quiet)?;
+    /// let _client = std::net::TcpStream::connect(addr)?;
+    /// reactor.run_once(Some(std::time::Duration::from_millis(100)))?; // does not block in accept
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn listen_std<F>(
+        &mut self,
+        listener: std::net::TcpListener,
+        factory: F,
+    ) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        let at = listener
+            .local_addr()
+            .map_or_else(|_| "an adopted listener".to_string(), |a| a.to_string());
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {at}: {e}"));
+        listener.set_nonblocking(true).map_err(named)?;
+        self.hold_spare(&at)?;
+        self.add_listener(mio::net::TcpListener::from_std(listener), Box::new(factory))
+    }
+
+    /// Hands out this reactor's listening sockets without closing them, and
+    /// stops accepting on them: for a restart, a new process receives them
+    /// (for example over a Unix socket with `SCM_RIGHTS`, or inherited across
+    /// `exec`) and adopts them with [`listen_std`](Reactor::listen_std),
+    /// while this one drains ([`Handle::drain`](crate::Handle::drain)). Clients that connect in
+    /// between wait in the kernel's backlog for the new owner; none is
+    /// refused or reset. They are returned blocking, as std makes them.
+    pub fn take_listeners(&mut self) -> Vec<std::net::TcpListener> {
+        let mut out = Vec::with_capacity(self.listeners.len());
+        for mut l in self.listeners.drain(..) {
+            if let Err(e) = self.poll.registry().deregister(&mut l.sock) {
+                log::warn!("deregistering the listener on {}: {e}", l.addr);
+            }
+            let std_listener = std::net::TcpListener::from(l.sock);
+            if let Err(e) = std_listener.set_nonblocking(false) {
+                log::warn!("making the listener on {} blocking: {e}", l.addr);
+            }
+            out.push(std_listener);
+        }
+        out
+    }
+
+    /// Takes the spare descriptor for the EMFILE turn-away, if not held yet.
+    fn hold_spare(&mut self, at: &str) -> io::Result<()> {
+        if self.spare_fd.is_none() {
+            // Without it, peers that arrive while descriptors are exhausted
+            // would wait unanswered in the backlog (see `out_of_descriptors`).
+            self.spare_fd = Some(open_spare().map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("listen on {at}: no descriptor to hold in reserve for turning peers away when descriptors run out: {e}"),
+                )
+            })?);
+        }
+        Ok(())
+    }
+
+    fn add_listener(
+        &mut self,
+        mut sock: TcpListener,
+        factory: Factory<H>,
+    ) -> io::Result<SocketAddr> {
+        let bound = sock.local_addr()?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {bound}: {e}"));
+        let token = Token(LISTENER_BIT | self.listeners.len());
+        self.poll
+            .registry()
+            .register(&mut sock, token, Interest::READABLE)
+            .map_err(named)?;
+        log::debug!("listening on {bound}");
+        self.listeners.push(Listener {
+            sock,
+            addr: bound,
+            factory,
+        });
+        Ok(bound)
+    }
+
     pub(super) fn accept_all(&mut self) {
         self.accept_retry_at = None;
         for li in 0..self.listeners.len() {

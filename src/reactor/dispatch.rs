@@ -1,0 +1,141 @@
+//! Dispatch: calling a handler with a `Conn` view, reading a socket until
+//! it is drained, writing queued output. Free functions over the reactor's
+//! fields, so that a callback can borrow the whole connection table while
+//! the reactor holds its handler.
+
+use std::io::Read;
+
+use super::guarded;
+use crate::close::{after_data, classify_read, AfterData, CloseReason, ReadOutcome};
+use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
+use crate::handler::Handler;
+
+/// Calls a handler callback with a `Conn` view, if the connection is open.
+/// A panic closes the connection with `Panicked`.
+#[inline]
+pub(super) fn deliver<H: Handler>(
+    handlers: &mut [Option<H>],
+    table: &mut Table,
+    env: &Env,
+    id: ConnId,
+    what: &str,
+    f: impl FnOnce(&mut H, &mut Conn<'_>),
+) {
+    if !table.cores.get(id).is_some_and(|c| c.st.is_open()) {
+        return;
+    }
+    let Some(handler) = handlers.get_mut(id.index()).and_then(Option::as_mut) else {
+        return;
+    };
+    let mut conn = Conn { id, table, env };
+    if guarded(what, id, || f(handler, &mut conn)).is_none() {
+        if let Some(core) = table.cores.get_mut(id) {
+            core.st.fail(CloseReason::Panicked);
+        }
+    }
+}
+
+/// Writes queued output after a writable event.
+pub(super) fn write_ready<H: Handler>(
+    handlers: &mut [Option<H>],
+    table: &mut Table,
+    env: &Env,
+    id: ConnId,
+) {
+    let Some(core) = table.cores.get_mut(id) else {
+        return;
+    };
+    if !core.flush() {
+        return;
+    }
+    match core.st.phase() {
+        Phase::Open => {
+            let action = core.st.drained();
+            core.act(action);
+            deliver(handlers, table, env, id, "on_drained", |h, c| {
+                h.on_drained(c)
+            });
+        }
+        Phase::Flushing => {
+            let action = core.st.flushed();
+            core.act(action);
+        }
+        Phase::Connecting | Phase::Draining | Phase::Done => {}
+    }
+}
+
+/// Reads until the socket is drained, the per-turn budget is spent, or the
+/// connection ends, delivering each chunk to `on_data`.
+pub(super) fn read_ready<H: Handler>(
+    handlers: &mut [Option<H>],
+    table: &mut Table,
+    buf: &mut [u8],
+    env: &Env,
+    id: ConnId,
+) {
+    let budget = env.config.read_budget;
+    let mut total = 0usize;
+    loop {
+        let Some(core) = table.cores.get_mut(id) else {
+            return;
+        };
+        if !core.st.may_read() {
+            if core.st.has(Flag::PAUSED) {
+                // Data may be left in the kernel: read it on resume.
+                core.st.set(Flag::MORE_TO_READ, true);
+            }
+            return;
+        }
+        let result = core.stream.read(buf);
+        match classify_read(result) {
+            ReadOutcome::Data(n) => {
+                total += n;
+                let hint = core.st.has(Flag::HUP_HINT);
+                if core.st.is_open() {
+                    if core.st.has_idle_timeout() {
+                        core.st.heard_from_peer(env.clock.now());
+                    }
+                    let data = &buf[..n];
+                    deliver(handlers, table, env, id, "on_data", |h, c| {
+                        h.on_data(c, data)
+                    });
+                }
+                match after_data(n, buf.len(), total, budget, hint) {
+                    AfterData::Continue => {}
+                    AfterData::Drained => return,
+                    AfterData::Yield => {
+                        if let Some(core) = table.cores.get_mut(id) {
+                            core.st.set(Flag::MORE_TO_READ, true);
+                        }
+                        return;
+                    }
+                }
+            }
+            ReadOutcome::Eof => {
+                if core.st.eof() {
+                    deliver(handlers, table, env, id, "on_read_closed", |h, c| {
+                        h.on_read_closed(c)
+                    });
+                    if let Some(core) = table.cores.get_mut(id) {
+                        // Both directions done if this side half-closed too.
+                        let has_pending = core.pending() > 0;
+                        let action = core
+                            .st
+                            .after_read_closed(has_pending, || env.clock.now() + env.close_ticks);
+                        core.act(action);
+                    }
+                }
+                return;
+            }
+            ReadOutcome::WouldBlock => {
+                core.st.set(Flag::HUP_HINT, false);
+                return;
+            }
+            ReadOutcome::Interrupted => {}
+            ReadOutcome::Closed(reason) => {
+                core.st.fail(reason);
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Outbound connections: [`Reactor::connect`], the [`Connector`] handlers
+//! use, and what the reactor does when a connect completes or fails.
+
+use std::io;
+use std::net::SocketAddr;
+
+use mio::event::Event;
+use mio::Interest;
+
+use super::dispatch::{deliver, write_ready};
+use super::Reactor;
+use crate::close::{classify_connect, CloseReason, ConnectOutcome};
+use crate::conn::{ConnId, Flag, Phase};
+use crate::connect::Connector;
+use crate::handler::Handler;
+
+impl<H: Handler> Reactor<H> {
+    /// Starts a non-blocking connect to `addr`; returns the new
+    /// connection's id at once. Once connected, `handler` gets `on_open`; if
+    /// the connect fails it gets only `on_close(CloseReason::ConnectFailed(e))`
+    /// with the error the OS gave (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH,
+    /// EADDRNOTAVAIL, the kernel's SYN timeout) or `ErrorKind::TimedOut` when
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout) passes. An error that `connect(2)` returns
+    /// at once is reported the same way, on the next turn. Output written
+    /// before the connect completes is queued and sent once connected.
+    ///
+    /// To connect from inside a callback (a proxy opening its upstream), use
+    /// a [`Connector`] from [`Reactor::connector`].
+    ///
+    /// Outbound connections count in [`connection_count`](Reactor::connection_count)
+    /// but not against [`Config::max_connections`](crate::Config::max_connections), and get the same socket
+    /// options (keepalive, user timeout, nodelay) as accepted ones.
+    ///
+    /// # Errors
+    ///
+    /// No socket could be made (out of descriptors): `handler` is dropped
+    /// without a callback.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    ///
+    /// struct Hello;
+    /// impl Handler for Hello {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.write(b"hello\n");
+    ///         conn.close();
+    ///     }
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_close(&mut self, reason: CloseReason) {
+    ///         println!("closed: {reason}");
+    ///     }
+    /// }
+    ///
+    /// let server = std::net::TcpListener::bind("127.0.0.1:0")?;
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.connect(server.local_addr()?, Hello)?;
+    /// let (_peer, _) = server.accept()?;
+    /// while reactor.closed_count() == 0 {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    /// # if reactor.connection_count() == 1 { drop(_peer); break; }
+    /// }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
+        let id = self.table.start_connect(addr, &self.env)?;
+        self.connects.waiting.borrow_mut().push((id, handler));
+        self.after_callbacks();
+        Ok(id)
+    }
+
+    /// A [`Connector`] for this reactor: `Clone`, not `Send`; hand it to the
+    /// handlers that open connections from inside their callbacks.
+    pub fn connector(&self) -> Connector<H> {
+        Connector {
+            inner: self.connects.clone(),
+        }
+    }
+
+    /// An event on a connecting socket. Returns true once connected (after
+    /// `on_open` and a first flush), for the caller to read what came with it.
+    pub(super) fn connect_event(&mut self, id: ConnId, event: &Event) -> bool {
+        if !(event.is_writable()
+            || event.is_error()
+            || event.is_read_closed()
+            || event.is_write_closed())
+        {
+            return false;
+        }
+        let (handlers, table, env) = (&mut self.handlers, &mut self.table, &self.env);
+        let Some(core) = table.cores.get_mut(id) else {
+            return false;
+        };
+        let so_error = core.stream.take_error();
+        match classify_connect(so_error, || core.stream.peer_addr()) {
+            ConnectOutcome::Pending => false,
+            ConnectOutcome::Failed(e) => {
+                log::debug!("conn {id}: connect to {} failed: {e}", core.peer);
+                core.st.fail(CloseReason::ConnectFailed(e));
+                false
+            }
+            ConnectOutcome::Connected => {
+                log::trace!("conn {id}: connected to {}", core.peer);
+                core.st.connected(env.clock.now());
+                deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
+                if table.cores.get(id).is_some_and(|c| c.out.is_some()) {
+                    write_ready(handlers, table, env, id);
+                } else if let Some(core) = table.cores.get_mut(id) {
+                    // A FIN asked for while connecting, with nothing queued.
+                    let action = core.st.drained();
+                    core.act(action);
+                }
+                if self.env.draining.get() {
+                    // Opened during a drain: it hears of it too.
+                    self.tell_drain(id);
+                }
+                self.table
+                    .cores
+                    .get(id)
+                    .is_some_and(|c| c.st.phase() != Phase::Done)
+            }
+        }
+    }
+
+    /// Gives an outbound connection its handler and registers its socket.
+    /// One that already failed is finished on the next turn, so that every
+    /// failure reaches `on_close` by the same path.
+    pub(super) fn attach(&mut self, id: ConnId, handler: H) {
+        self.put_handler(id, handler);
+        let Some(core) = self.table.cores.get_mut(id) else {
+            return;
+        };
+        if core.st.phase() != Phase::Done {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            match self
+                .poll
+                .registry()
+                .register(&mut core.stream, id.token(), interest)
+            {
+                Ok(()) => core.st.set(Flag::WRITABLE_INTEREST, true),
+                Err(e) => core.st.fail(CloseReason::ConnectFailed(e)),
+            }
+        }
+        if core.st.phase() == Phase::Done {
+            core.st.set(Flag::QUEUED, true);
+            self.ready.push_back(id);
+        } else {
+            self.settle(id);
+        }
+    }
+}
