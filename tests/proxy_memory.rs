@@ -2,77 +2,18 @@
 //! fast client sends 256 MiB to an upstream that reads slowly. Its own test
 //! binary, so that the process's peak RSS is this test's alone.
 
+#[path = "util/proxied.rs"]
+mod proxied;
 #[path = "../examples/common/proxy.rs"]
 mod proxy;
 mod util;
 
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::thread::JoinHandle;
+use std::io::{self, Read};
+use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use hangup::{Handle, Reactor};
-use util::{init, WAIT};
-
-const MIB: usize = 1024 * 1024;
-
-struct Running {
-    addr: SocketAddr,
-    handle: Handle,
-    /// (most output queued for one connection, upstream connect failures)
-    thread: JoinHandle<(usize, u64)>,
-}
-
-fn start(upstream: SocketAddr) -> Running {
-    init();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        let mut reactor: Reactor<proxy::Proxy> = Reactor::new().unwrap();
-        let (addr, shared) = proxy::listen(
-            &mut reactor,
-            "127.0.0.1:0".parse().unwrap(),
-            upstream,
-            false,
-        )
-        .unwrap();
-        tx.send((addr, reactor.handle())).unwrap();
-        reactor.run().unwrap();
-        (shared.max_queued.get(), shared.connect_failures.get())
-    });
-    let (addr, handle) = rx.recv_timeout(WAIT).unwrap();
-    Running {
-        addr,
-        handle,
-        thread,
-    }
-}
-
-impl Running {
-    fn stop(self) -> (usize, u64) {
-        self.handle.shutdown();
-        self.thread.join().unwrap()
-    }
-}
-
-/// Byte `i` of a stream tagged `tag`.
-fn pattern(tag: u8, i: usize) -> u8 {
-    (i % 251) as u8 ^ tag
-}
-
-/// Writes `n` bytes of `tag`'s pattern, then a FIN.
-fn send_then_fin(mut s: TcpStream, tag: u8, n: usize) -> io::Result<()> {
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut sent = 0;
-    while sent < n {
-        let k = buf.len().min(n - sent);
-        for (j, b) in buf[..k].iter_mut().enumerate() {
-            *b = pattern(tag, sent + j);
-        }
-        s.write_all(&buf[..k])?;
-        sent += k;
-    }
-    s.shutdown(std::net::Shutdown::Write)
-}
+use proxied::*;
+use util::WAIT;
 
 #[test]
 fn proxy_memory_is_bounded_behind_a_slow_reader() {
