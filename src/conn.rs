@@ -497,6 +497,29 @@ impl Conn<'_> {
     /// Connecting or open: as above. Closing or closed: ignored (a closing
     /// connection reads and discards input, so that the kernel does not
     /// answer it with a reset).
+    ///
+    /// # Examples
+    ///
+    /// Stop reading a peer whose answers pile up, until they drain:
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use hangup::{CloseReason, Conn, Handler};
+    ///
+    /// struct Paced;
+    /// impl Handler for Paced {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    ///         conn.write(data);
+    ///         if conn.pending_output() > 1 << 20 {
+    ///             conn.pause_reading();
+    ///         }
+    ///     }
+    ///     fn on_drained(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.resume_reading();
+    ///     }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    /// ```
     pub fn pause_reading(&mut self) {
         self.core().st.pause();
     }
@@ -582,6 +605,33 @@ impl Conn<'_> {
     ///
     /// Open: as above. Connecting, closing or closed: ignored (the connect or
     /// close timeout governs).
+    ///
+    /// # Examples
+    ///
+    /// A short idle timeout until the peer logs in, a long one after:
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use std::time::Duration;
+    /// use hangup::{CloseReason, Conn, Handler};
+    ///
+    /// struct Login { done: bool }
+    /// impl Handler for Login {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.set_idle_timeout(Some(Duration::from_secs(5)));
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    ///         if !self.done && data.starts_with(b"LOGIN ") {
+    ///             self.done = true;
+    ///             conn.set_idle_timeout(Some(Duration::from_secs(600)));
+    ///         }
+    ///     }
+    ///     fn on_close(&mut self, reason: CloseReason) {
+    ///         // CloseReason::Idle if the peer went quiet for too long.
+    ///         let _ = reason;
+    ///     }
+    /// }
+    /// ```
     pub fn set_idle_timeout(&mut self, t: Option<Duration>) {
         let clock = &self.env.clock;
         let ms = idle_ms(t);
@@ -602,6 +652,31 @@ impl Conn<'_> {
     /// a close in progress is bounded by [`Config::connect_timeout`] or
     /// [`Config::close_timeout`] alone, so a deadline can neither cut it
     /// short nor stretch it.
+    ///
+    /// # Examples
+    ///
+    /// A peer must send its whole request within 10 s, however it trickles:
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use std::time::Duration;
+    /// use hangup::{CloseReason, Conn, Handler};
+    ///
+    /// struct Request { got: Vec<u8> }
+    /// impl Handler for Request {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         conn.set_deadline(Duration::from_secs(10));
+    ///     }
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+    ///         self.got.extend_from_slice(data);
+    ///         if self.got.ends_with(b"\r\n\r\n") {
+    ///             conn.clear_deadline(); // the request is complete
+    ///             conn.write(b"HTTP/1.1 204 No Content\r\n\r\n");
+    ///         }
+    ///     }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    /// ```
     pub fn set_deadline(&mut self, after: Duration) {
         let at = self.env.clock.now() + ticks(after) + 1;
         self.core().st.set_deadline(at);

@@ -71,6 +71,36 @@ pub trait Handler {
 
     /// Output that was queued because the socket was full has all been taken
     /// by the kernel. Use it to pace a large transfer. Default: nothing.
+    ///
+    /// # Examples
+    ///
+    /// Send a large file in 256 KiB steps, holding at most one step in memory:
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use hangup::{CloseReason, Conn, Handler};
+    ///
+    /// struct Download { left: usize }
+    /// impl Download {
+    ///     fn send_some(&mut self, conn: &mut Conn<'_>) {
+    ///         // Write until the kernel stops taking it; on_drained resumes.
+    ///         while self.left > 0 && conn.pending_output() == 0 {
+    ///             let n = self.left.min(256 * 1024);
+    ///             conn.write(&vec![b'x'; n]);
+    ///             self.left -= n;
+    ///         }
+    ///         if self.left == 0 {
+    ///             conn.close(); // flushed before our FIN
+    ///         }
+    ///     }
+    /// }
+    /// impl Handler for Download {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) { self.send_some(conn) }
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_drained(&mut self, conn: &mut Conn<'_>) { self.send_some(conn) }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    /// ```
     fn on_drained(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
     }
