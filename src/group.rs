@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::conn::ConnId;
 use crate::handle::{Handle, Stats};
 use crate::handler::Handler;
-use crate::reactor::Reactor;
+use crate::reactor::{DrainReport, Reactor};
 
 /// How a [`Group`] spreads connections over its workers.
 ///
@@ -167,7 +167,7 @@ impl GroupHandle {
 pub struct Group {
     addr: SocketAddr,
     handle: GroupHandle,
-    threads: Vec<JoinHandle<io::Result<()>>>,
+    threads: Vec<JoinHandle<io::Result<Option<DrainReport>>>>,
     acceptor: Option<JoinHandle<()>>,
 }
 
@@ -344,21 +344,40 @@ impl Group {
     /// # Errors
     ///
     /// The first error a worker's loop returned; a worker that panicked.
-    pub fn join(mut self) -> io::Result<()> {
+    pub fn join(self) -> io::Result<()> {
+        self.join_reports().map(|_| ())
+    }
+
+    /// Like [`join`](Group::join), returning each worker's
+    /// [`DrainReport`] (`None` for a worker that did not drain): how many
+    /// connections closed idle, finished by themselves, or were forced.
+    ///
+    /// # Errors
+    ///
+    /// As [`join`](Group::join).
+    pub fn join_reports(mut self) -> io::Result<Vec<Option<DrainReport>>> {
         self.handle.acceptor_stop.store(true, Ordering::SeqCst);
-        let mut first = Ok(());
+        let mut reports = Vec::with_capacity(self.threads.len());
+        let mut first = None;
         for t in self.threads.drain(..) {
-            let r = t
+            match t
                 .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a worker panicked")));
-            if first.is_ok() {
-                first = r;
+                .unwrap_or_else(|_| Err(io::Error::other("a worker panicked")))
+            {
+                Ok(r) => reports.push(r),
+                Err(e) => {
+                    reports.push(None);
+                    first.get_or_insert(e);
+                }
             }
         }
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
-        first
+        match first {
+            Some(e) => Err(e),
+            None => Ok(reports),
+        }
     }
 }
 
@@ -368,7 +387,7 @@ fn worker<M, F, H>(
     feed: Feed,
     maker: M,
     ready: std::sync::mpsc::Sender<io::Result<Handle>>,
-) -> io::Result<()>
+) -> io::Result<Option<DrainReport>>
 where
     M: FnOnce(usize) -> F,
     F: FnMut(SocketAddr) -> H + 'static,
@@ -392,10 +411,11 @@ where
         }
         Err(e) => {
             let _ = ready.send(Err(e));
-            return Ok(());
+            return Ok(None);
         }
     };
-    reactor.run()
+    reactor.run()?;
+    Ok(reactor.drain_report())
 }
 
 /// The hand-off acceptor: accepts on its own thread and gives each

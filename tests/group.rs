@@ -193,9 +193,19 @@ fn drain_broadcast_returns_every_worker_within_grace() {
     let t0 = Instant::now();
     let grace = Duration::from_millis(300);
     handle.drain(grace);
-    group.join().unwrap();
+    let reports = group.join_reports().unwrap();
     let took = t0.elapsed();
-    println!("group drain, grace {grace:?}: every worker returned after {took:?}");
+    println!(
+        "group drain, grace {grace:?}: every worker returned after {took:?}; reports {reports:?}"
+    );
+    let forced: u64 = reports
+        .iter()
+        .map(|r| r.expect("each worker drained").forced)
+        .sum();
+    assert_eq!(
+        forced, 20,
+        "all 20 forced at the deadline, counted across workers"
+    );
     assert!(
         took >= grace && took < grace + Duration::from_secs(1),
         "{took:?}"

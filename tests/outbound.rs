@@ -31,6 +31,11 @@ struct Script {
     keep_half_open: bool,
     timer: Option<Duration>,
     close_after_timer_set: bool,
+    idle: Option<Duration>,
+    deadline: Option<Duration>,
+    /// Bytes written in `on_open` (to a peer that does not read).
+    flood: usize,
+    panic_on_data: bool,
 }
 
 struct Out {
@@ -47,6 +52,16 @@ impl Handler for Out {
         if let Some(t) = self.script.timer {
             conn.set_timer(t);
         }
+        if let Some(t) = self.script.idle {
+            conn.set_idle_timeout(Some(t));
+        }
+        if let Some(t) = self.script.deadline {
+            conn.set_deadline(t);
+        }
+        let chunk = [b'f'; 64 * 1024];
+        for _ in 0..self.script.flood / chunk.len() {
+            conn.write(&chunk);
+        }
         if self.script.close_on_open || self.script.close_after_timer_set {
             conn.close();
         }
@@ -56,6 +71,9 @@ impl Handler for Out {
     }
     fn on_data(&mut self, _: &mut Conn<'_>, data: &[u8]) {
         let _ = self.tx.send(Ev::Data(data.to_vec()));
+        if self.script.panic_on_data {
+            panic!("outbound test: scripted panic");
+        }
     }
     fn on_read_closed(&mut self, conn: &mut Conn<'_>) {
         let _ = self.tx.send(Ev::ReadClosed);
@@ -216,6 +234,57 @@ fn connected_then_local_close_delivers_output_then_fin() {
     assert_eq!(got, b"bye");
     drop(peer);
     assert_eq!(until_close(&mut r, &rx).1, ("Local", None));
+}
+
+#[test]
+fn connected_then_idle_deadline_backpressure_panic_are_reported() {
+    let ms = Duration::from_millis;
+    let cases = [
+        (
+            "Idle",
+            Script {
+                idle: Some(ms(100)),
+                ..Script::default()
+            },
+        ),
+        (
+            "Deadline",
+            Script {
+                deadline: Some(ms(100)),
+                ..Script::default()
+            },
+        ),
+        (
+            "Backpressure",
+            Script {
+                flood: 16 * 1024 * 1024,
+                ..Script::default()
+            },
+        ),
+        (
+            "Panicked",
+            Script {
+                panic_on_data: true,
+                ..Script::default()
+            },
+        ),
+    ];
+    for (want, script) in cases {
+        let config = Config::default().max_write_buffer(256 * 1024);
+        let (mut r, tx, rx) = reactor(config);
+        let (l, addr) = listener();
+        let panics = script.panic_on_data;
+        r.connect(addr, Out { tx, script }).unwrap();
+        let mut peer = accept(&l); // never reads
+        assert!(matches!(next(&mut r, &rx), Ev::Open(_)), "{want}");
+        if panics {
+            peer.write_all(b"boom").unwrap();
+        }
+        let (_, reason) = until_close(&mut r, &rx);
+        assert_eq!(reason, (want, None), "outbound side");
+        quiet_for(&mut r, &rx, Duration::from_millis(20));
+        assert_eq!(r.connection_count(), 0);
+    }
 }
 
 // ---- connects that fail: exactly one on_close, no on_open ----
