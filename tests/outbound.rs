@@ -140,6 +140,28 @@ fn quiet_for(r: &mut Reactor<Out>, rx: &Receiver<Ev>, d: Duration) {
     }
 }
 
+/// Drives the reactor on this thread while `peer` reads up to our FIN;
+/// returns what it read. Bounded by `WAIT`; `peer` is left blocking.
+#[track_caller]
+fn read_to_eof_while_running(r: &mut Reactor<Out>, peer: &mut TcpStream) -> Vec<u8> {
+    peer.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    let end = Instant::now() + WAIT;
+    loop {
+        r.run_once(Some(Duration::from_millis(5))).unwrap();
+        let mut b = [0u8; 64];
+        match peer.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("{e}"),
+        }
+        assert!(Instant::now() < end, "no FIN within {WAIT:?}");
+    }
+    peer.set_nonblocking(false).unwrap();
+    got
+}
+
 fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let a = l.local_addr().unwrap();
@@ -216,21 +238,7 @@ fn connected_then_local_close_delivers_output_then_fin() {
     r.connect(addr, Out { tx, script }).unwrap();
     let mut peer = accept(&l);
     assert!(matches!(next(&mut r, &rx), Ev::Open(_)));
-    // Drive the reactor while the peer reads to EOF.
-    peer.set_nonblocking(true).unwrap();
-    let mut got = Vec::new();
-    let end = Instant::now() + WAIT;
-    loop {
-        r.run_once(Some(Duration::from_millis(5))).unwrap();
-        let mut b = [0u8; 16];
-        match peer.read(&mut b) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&b[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("{e}"),
-        }
-        assert!(Instant::now() < end, "no EOF");
-    }
+    let got = read_to_eof_while_running(&mut r, &mut peer);
     assert_eq!(got, b"bye");
     drop(peer);
     assert_eq!(until_close(&mut r, &rx).1, ("Local", None));
@@ -504,23 +512,9 @@ fn shutdown_write_sends_fin_and_keeps_reading() {
     let mut peer = accept(&l);
     assert!(matches!(next(&mut r, &rx), Ev::Open(_)));
     // The peer reads our request, then our FIN...
-    peer.set_nonblocking(true).unwrap();
-    let mut got = Vec::new();
-    let end = Instant::now() + WAIT;
-    loop {
-        r.run_once(Some(Duration::from_millis(5))).unwrap();
-        let mut b = [0u8; 64];
-        match peer.read(&mut b) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&b[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => panic!("{e}"),
-        }
-        assert!(Instant::now() < end, "no FIN");
-    }
+    let got = read_to_eof_while_running(&mut r, &mut peer);
     assert_eq!(got, b"request");
     // ...and keeps sending: every byte still arrives.
-    peer.set_nonblocking(false).unwrap();
     let reply = vec![b'r'; 256 * 1024];
     let writer = std::thread::spawn(move || {
         peer.write_all(&reply).unwrap();
