@@ -249,6 +249,13 @@ pub(crate) enum ConnectOutcome {
     Pending,
     /// The connect failed with this error.
     Failed(io::Error),
+    /// The handshake completed, then the connection died before we looked:
+    /// `SO_ERROR` holds ECONNRESET (or EPIPE, a reset after the peer's FIN),
+    /// which the kernel sets only on an established connection (a reset
+    /// answering our SYN is ECONNREFUSED). Reported as connected, then
+    /// closed for that error: `on_open`, then `on_close(Reset)`, the same
+    /// as when the reset is read a moment later.
+    ConnectedThenFailed(io::Error),
 }
 
 /// Decides what `SO_ERROR` and `getpeername` say about a non-blocking
@@ -260,6 +267,14 @@ pub(crate) fn classify_connect(
     peer_addr: impl FnOnce() -> io::Result<std::net::SocketAddr>,
 ) -> ConnectOutcome {
     match so_error {
+        Ok(Some(e))
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            ConnectOutcome::ConnectedThenFailed(e)
+        }
         Ok(Some(e)) | Err(e) => ConnectOutcome::Failed(e),
         Ok(None) => match peer_addr() {
             Ok(_) => ConnectOutcome::Connected,
@@ -333,6 +348,25 @@ pub(crate) fn reason_from_error(e: io::Error) -> CloseReason {
     }
 }
 
+/// Maps an error that a call of ours (write, `shutdown`) got on an open
+/// connection. ENOTCONN and EPIPE there mean the connection was already
+/// dead when we called: the peer's reset (or a keepalive timeout) arrived
+/// before we read it. `pending` gives the error the kernel still holds for
+/// the socket (`SO_ERROR`), which names what happened; without one, the
+/// connection was torn down by the peer: a reset. Pure.
+pub(crate) fn reason_from_call_error(
+    e: io::Error,
+    pending: impl FnOnce() -> Option<io::Error>,
+) -> CloseReason {
+    match e.kind() {
+        io::ErrorKind::NotConnected | io::ErrorKind::BrokenPipe => match pending() {
+            Some(first) => reason_from_error(first),
+            None => CloseReason::Reset,
+        },
+        _ => reason_from_error(e),
+    }
+}
+
 /// Whether to read again after a read that returned `n` bytes into a buffer of
 /// `buf_len`, having read `total` bytes this turn.
 ///
@@ -372,6 +406,64 @@ mod tests {
 
     fn err(kind: io::ErrorKind) -> io::Error {
         io::Error::from(kind)
+    }
+
+    fn connect_outcome(
+        so_error: Option<io::ErrorKind>,
+        peer: io::Result<std::net::SocketAddr>,
+    ) -> ConnectOutcome {
+        classify_connect(Ok(so_error.map(err)), || peer)
+    }
+
+    #[test]
+    fn connect_refused_is_a_failed_connect() {
+        let refused = Some(io::ErrorKind::ConnectionRefused);
+        let got = connect_outcome(refused, Err(err(io::ErrorKind::NotConnected)));
+        assert!(
+            matches!(got, ConnectOutcome::Failed(e) if e.kind() == io::ErrorKind::ConnectionRefused)
+        );
+    }
+
+    #[test]
+    fn connect_reset_after_the_handshake_is_connected_then_reset() {
+        // ECONNRESET in SO_ERROR: only an established connection gets it.
+        for kind in [io::ErrorKind::ConnectionReset, io::ErrorKind::BrokenPipe] {
+            let got = connect_outcome(Some(kind), Err(err(io::ErrorKind::NotConnected)));
+            assert!(
+                matches!(got, ConnectOutcome::ConnectedThenFailed(_)),
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn connect_without_error_is_connected_or_not_yet() {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        assert!(matches!(
+            connect_outcome(None, Ok(addr)),
+            ConnectOutcome::Connected
+        ));
+        let pending = connect_outcome(None, Err(err(io::ErrorKind::NotConnected)));
+        assert!(matches!(pending, ConnectOutcome::Pending));
+    }
+
+    #[test]
+    fn call_error_after_the_peer_reset_is_the_reset() {
+        let enotconn = || io::Error::from_raw_os_error(107);
+        let r = reason_from_call_error(enotconn(), || None);
+        assert_eq!(r, CloseReason::Reset);
+        let r = reason_from_call_error(enotconn(), || Some(err(io::ErrorKind::ConnectionReset)));
+        assert_eq!(r, CloseReason::Reset);
+        let r = reason_from_call_error(enotconn(), || Some(err(io::ErrorKind::TimedOut)));
+        assert_eq!(
+            r,
+            CloseReason::TimedOut,
+            "the error the kernel held names it"
+        );
+        let r = reason_from_call_error(err(io::ErrorKind::BrokenPipe), || None);
+        assert_eq!(r, CloseReason::Reset);
+        let r = reason_from_call_error(err(io::ErrorKind::PermissionDenied), || None);
+        assert!(matches!(r, CloseReason::Error(_)), "others as before");
     }
 
     #[test]

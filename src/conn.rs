@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use mio::net::TcpStream;
 
-use crate::close::{reason_from_error, CloseReason};
+use crate::clock::Clock;
+use crate::close::{reason_from_call_error, CloseReason};
 use crate::config::Config;
 use crate::handle::Handle;
 use crate::timer::Wheel;
@@ -63,7 +64,7 @@ impl Core {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.out = None;
-                    self.st.fail(reason_from_error(e));
+                    self.call_failed(e);
                     return true;
                 }
             }
@@ -72,11 +73,19 @@ impl Core {
         true
     }
 
+    /// A write or `shutdown` of ours failed: the connection ends, for the
+    /// reason the kernel holds if the peer's reset came first.
+    fn call_failed(&mut self, e: io::Error) {
+        let stream = &self.stream;
+        let reason = reason_from_call_error(e, || stream.take_error().ok().flatten());
+        self.st.fail(reason);
+    }
+
     /// Carries out an [`Action`] from the state machine.
     pub(crate) fn act(&mut self, action: Action) {
         if action == Action::ShutdownWrite {
             if let Err(e) = self.stream.shutdown(std::net::Shutdown::Write) {
-                self.st.fail(reason_from_error(e));
+                self.call_failed(e);
             }
         }
     }
@@ -100,7 +109,7 @@ impl Core {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
-                        self.st.fail(reason_from_error(e));
+                        self.call_failed(e);
                         return;
                     }
                 }
@@ -130,7 +139,7 @@ impl Core {
         let has_pending = self.pending() > 0;
         let action = self
             .st
-            .request_close(has_pending, || env.clock.now() + env.close_ticks);
+            .request_close(has_pending, || env.clock.deadline(env.close_ticks));
         // Queued output already asked for writable events when it was queued.
         self.act(action);
     }
@@ -140,7 +149,7 @@ impl Core {
         let has_pending = self.pending() > 0;
         let action = self
             .st
-            .request_shutdown_write(has_pending, || env.clock.now() + env.close_ticks);
+            .request_shutdown_write(has_pending, || env.clock.deadline(env.close_ticks));
         self.act(action);
     }
 
@@ -149,7 +158,7 @@ impl Core {
         let has_pending = self.pending() > 0;
         let action = self
             .st
-            .request_drain_close(has_pending, || env.clock.now() + env.close_ticks);
+            .request_drain_close(has_pending, || env.clock.deadline(env.close_ticks));
         self.act(action);
     }
 
@@ -161,41 +170,6 @@ impl Core {
             // failure, queued output must still make the close a reset.
             self.out = None;
         }
-    }
-}
-
-/// The reactor's clock in ticks (milliseconds since it started). Read from
-/// the OS at most once per turn, and only when something needs the time.
-#[derive(Debug)]
-pub(crate) struct Clock {
-    origin: std::time::Instant,
-    cached: std::cell::Cell<u64>,
-}
-
-impl Clock {
-    const UNKNOWN: u64 = u64::MAX;
-
-    pub(crate) fn new() -> Clock {
-        Clock {
-            origin: std::time::Instant::now(),
-            cached: std::cell::Cell::new(Self::UNKNOWN),
-        }
-    }
-
-    /// The current tick, read once per turn.
-    pub(crate) fn now(&self) -> u64 {
-        let t = self.cached.get();
-        if t != Self::UNKNOWN {
-            return t;
-        }
-        let t = self.origin.elapsed().as_millis() as u64;
-        self.cached.set(t);
-        t
-    }
-
-    /// A new turn: the next `now` reads the OS clock again.
-    pub(crate) fn invalidate(&self) {
-        self.cached.set(Self::UNKNOWN);
     }
 }
 
@@ -276,7 +250,7 @@ impl Table {
         let deadline = if env.connect_ticks == 0 {
             0
         } else {
-            env.clock.now() + env.connect_ticks + 1
+            env.clock.deadline(env.connect_ticks)
         };
         let mut st = State::connecting(env.idle_ms, deadline);
         if let Some(e) = failed {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -42,11 +42,20 @@ pub struct GroupConnId {
     pub id: ConnId,
 }
 
+/// The hand-off acceptor runs.
+const RUN: u8 = 0;
+/// A drain: the acceptor hands off the clients already in its backlog, then stops.
+const STOP_DRAIN: u8 = 1;
+/// A shutdown: the acceptor stops at once.
+const STOP_NOW: u8 = 2;
+
 /// Reaches every worker of a [`Group`] from any thread: `Clone + Send + Sync`.
 #[derive(Clone, Debug)]
 pub struct GroupHandle {
     workers: Arc<Vec<Handle>>,
-    acceptor_stop: Arc<AtomicBool>,
+    /// Tells the hand-off acceptor to stop: [`RUN`], [`STOP_DRAIN`] (hand
+    /// off what is in the backlog first) or [`STOP_NOW`].
+    acceptor_stop: Arc<AtomicU8>,
 }
 
 impl GroupHandle {
@@ -90,7 +99,7 @@ impl GroupHandle {
     /// Shuts every worker down ([`Handle::shutdown`]); from any thread, any
     /// number of times.
     pub fn shutdown(&self) {
-        self.acceptor_stop.store(true, Ordering::SeqCst);
+        self.acceptor_stop.store(STOP_NOW, Ordering::SeqCst);
         for h in self.workers.iter() {
             h.shutdown();
         }
@@ -99,7 +108,12 @@ impl GroupHandle {
     /// Drains every worker ([`Handle::drain`]); a hand-off acceptor stops
     /// accepting at once.
     pub fn drain(&self, grace: Duration) {
-        self.acceptor_stop.store(true, Ordering::SeqCst);
+        let _ = self.acceptor_stop.compare_exchange(
+            RUN,
+            STOP_DRAIN,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         for h in self.workers.iter() {
             h.drain(grace);
         }
@@ -252,28 +266,54 @@ impl Group {
             let (tx, rx) = std::sync::mpsc::channel();
             let maker = maker.clone();
             let config = config.clone();
-            let thread = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name(format!("hangup-worker-{i}"))
-                .spawn(move || worker(i, config, feed, maker, tx))?;
-            match rx.recv() {
-                Ok(Ok(h)) => handles.push(h),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err(io::Error::other(format!("worker {i} ended at start"))),
-            }
-            threads.push(thread);
+                .spawn(move || worker(i, config, feed, maker, tx));
+            let thread = match spawned {
+                Ok(t) => t,
+                Err(e) => {
+                    stop_started(&handles, threads);
+                    return Err(e);
+                }
+            };
+            let failed = match rx.recv() {
+                Ok(Ok(h)) => {
+                    handles.push(h);
+                    threads.push(thread);
+                    continue;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => io::Error::other(format!("worker {i} ended at start")),
+            };
+            // Nothing started may outlive a start that failed: the workers
+            // already running stop (their listeners close) and are joined.
+            let _ = thread.join();
+            stop_started(&handles, threads);
+            return Err(failed);
         }
         let handle = GroupHandle {
             workers: Arc::new(handles),
-            acceptor_stop: Arc::new(AtomicBool::new(false)),
+            acceptor_stop: Arc::new(AtomicU8::new(RUN)),
         };
         let acceptor = match handoff_listener {
             Some(l) => {
+                for w in handle.workers.iter() {
+                    w.add_feeder();
+                }
                 let h = handle.clone();
-                Some(
-                    std::thread::Builder::new()
-                        .name("hangup-acceptor".into())
-                        .spawn(move || acceptor(l, h))?,
-                )
+                let spawned = std::thread::Builder::new()
+                    .name("hangup-acceptor".into())
+                    .spawn(move || acceptor(l, h));
+                match spawned {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        for w in handle.workers.iter() {
+                            w.feeder_done();
+                        }
+                        stop_started(&handle.workers, threads);
+                        return Err(e);
+                    }
+                }
             }
             None => None,
         };
@@ -356,7 +396,13 @@ impl Group {
     ///
     /// As [`join`](Group::join).
     pub fn join_reports(mut self) -> io::Result<Vec<Option<DrainReport>>> {
-        self.handle.acceptor_stop.store(true, Ordering::SeqCst);
+        // As a drain: whatever waits in the acceptor's backlog is served.
+        let _ = self.handle.acceptor_stop.compare_exchange(
+            RUN,
+            STOP_DRAIN,
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         let mut reports = Vec::with_capacity(self.threads.len());
         let mut first = None;
         for t in self.threads.drain(..) {
@@ -418,22 +464,65 @@ where
     Ok(reactor.drain_report())
 }
 
+/// Stops the workers a failed [`Group::start`] had started, and joins them.
+fn stop_started<T>(handles: &[Handle], threads: Vec<JoinHandle<T>>) {
+    for h in handles {
+        h.shutdown();
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// Gives a connection to the worker with the fewest open.
+fn hand_off(group: &GroupHandle, stream: std::net::TcpStream, peer: SocketAddr) {
+    let target = group
+        .workers
+        .iter()
+        .enumerate()
+        .min_by_key(|(_, h)| h.stats().connections + h.handed_off_pending())
+        .map_or(0, |(i, _)| i);
+    group.workers[target].hand_off(stream, peer);
+}
+
 /// The hand-off acceptor: accepts on its own thread and gives each
-/// connection to the worker with the fewest open.
+/// connection to the worker with the fewest open. On a drain, the clients
+/// already in its backlog are handed off before it stops (closing the
+/// listener would reset them); the workers' drains end only after that.
 fn acceptor(l: TcpListener, group: GroupHandle) {
-    // accept(2) honours SO_RCVTIMEO on Linux: wake up to see a stop.
-    let _ = socket2::SockRef::from(&l).set_read_timeout(Some(Duration::from_millis(50)));
-    while !group.acceptor_stop.load(Ordering::SeqCst) {
-        match l.accept() {
-            Ok((stream, peer)) => {
-                let target = group
-                    .workers
-                    .iter()
-                    .enumerate()
-                    .min_by_key(|(_, h)| h.stats().connections + h.handed_off_pending())
-                    .map_or(0, |(i, _)| i);
-                group.workers[target].hand_off(stream, peer);
+    accept_until_stopped(&l, &group);
+    if group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN && l.set_nonblocking(true).is_ok() {
+        let mut handed = 0u64;
+        loop {
+            match l.accept() {
+                Ok((stream, peer)) => {
+                    hand_off(&group, stream, peer);
+                    handed += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::debug!("hand-off acceptor, taking in its backlog: {e}");
+                    break;
+                }
             }
+        }
+        log::debug!(
+            "hand-off acceptor: {handed} clients from the backlog handed off as the drain began"
+        );
+    }
+    drop(l);
+    for w in group.workers.iter() {
+        w.feeder_done();
+    }
+}
+
+fn accept_until_stopped(l: &TcpListener, group: &GroupHandle) {
+    // accept(2) honours SO_RCVTIMEO on Linux: wake up to see a stop.
+    let _ = socket2::SockRef::from(l).set_read_timeout(Some(Duration::from_millis(50)));
+    while group.acceptor_stop.load(Ordering::SeqCst) == RUN {
+        match l.accept() {
+            Ok((stream, peer)) => hand_off(group, stream, peer),
             Err(e)
                 if matches!(
                     e.kind(),

@@ -51,6 +51,12 @@ pub(crate) struct Shared {
     /// A wake is already on its way.
     woken: AtomicBool,
     queue: Mutex<Vec<Command>>,
+    /// The reactor has stopped (shut down, drained, or dropped): commands
+    /// are dropped, not queued. Changed and read under `queue`'s lock.
+    stopped: AtomicBool,
+    /// Threads that may still hand connections to this reactor (a group's
+    /// hand-off acceptor): a drain does not end while one may.
+    feeders: AtomicU64,
 }
 
 /// Reaches a [`Reactor`](crate::Reactor) from any thread, or from a handler.
@@ -107,6 +113,8 @@ impl Handle {
                 polling: AtomicBool::new(false),
                 woken: AtomicBool::new(false),
                 queue: Mutex::new(Vec::new()),
+                stopped: AtomicBool::new(false),
+                feeders: AtomicU64::new(0),
             }),
         }
     }
@@ -173,26 +181,66 @@ impl Handle {
         }
     }
 
-    /// Whether [`shutdown`](Handle::shutdown) was called.
+    /// Whether [`shutdown`](Handle::shutdown) was called, or the reactor
+    /// has stopped (a drain ended, or the reactor was dropped). Once true,
+    /// the handle's commands do nothing: nothing is queued.
     pub fn is_shutdown(&self) -> bool {
         self.shared.shutdown.load(Ordering::SeqCst)
     }
 
+    /// The reactor stopped (it shut down, a drain ended, or it was dropped):
+    /// from now on commands are dropped, and those still queued go now.
+    pub(crate) fn stopped(&self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        let dropped = {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            self.shared.stopped.store(true, Ordering::SeqCst);
+            std::mem::take(&mut *q)
+        };
+        if !dropped.is_empty() {
+            log::debug!("reactor stopped: {} commands dropped", dropped.len());
+        }
+    }
+
+    /// A thread that hands connections to this reactor starts.
+    pub(crate) fn add_feeder(&self) {
+        self.shared.feeders.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A thread that handed connections to this reactor is done: wakes
+    /// the loop, whose drain may now end.
+    pub(crate) fn feeder_done(&self) {
+        self.shared.feeders.fetch_sub(1, Ordering::SeqCst);
+        self.shared.attention.store(true, Ordering::SeqCst);
+        if let Err(e) = self.shared.waker.wake() {
+            log::debug!("waking the reactor failed: {e}");
+        }
+    }
+
+    /// Whether a thread may still hand connections to this reactor.
+    pub(crate) fn has_feeders(&self) -> bool {
+        self.shared.feeders.load(Ordering::SeqCst) != 0
+    }
+
     /// Queues `data` for connection `id`, as [`Conn::write`](crate::Conn::write)
-    /// would. Ignored if `id` is closed.
+    /// would. Ignored if `id` is closed or another reactor's, and once the
+    /// reactor has stopped ([`is_shutdown`](Handle::is_shutdown)): nothing is
+    /// queued then.
     pub fn write(&self, id: ConnId, data: Vec<u8>) {
         self.push(Command::Write(id, data));
     }
 
     /// Closes connection `id` gracefully, as [`Conn::close`](crate::Conn::close)
     /// would ([`CloseReason::Local`](crate::CloseReason::Local)). Ignored if
-    /// `id` is closed.
+    /// `id` is closed or another reactor's, and once the reactor has stopped
+    /// ([`is_shutdown`](Handle::is_shutdown)).
     pub fn close(&self, id: ConnId) {
         self.push(Command::Close(id));
     }
 
     /// Resets connection `id`, as [`Conn::abort`](crate::Conn::abort) would.
-    /// Ignored if `id` is closed.
+    /// Ignored if `id` is closed or another reactor's, and once the reactor
+    /// has stopped ([`is_shutdown`](Handle::is_shutdown)).
     pub fn abort(&self, id: ConnId) {
         self.push(Command::Abort(id));
     }
@@ -235,17 +283,25 @@ impl Handle {
 
     /// Half-closes connection `id`, as
     /// [`Conn::shutdown_write`](crate::Conn::shutdown_write) would. Ignored
-    /// if `id` is closed.
+    /// if `id` is closed or another reactor's, and once the reactor has
+    /// stopped ([`is_shutdown`](Handle::is_shutdown)).
     pub fn shutdown_write(&self, id: ConnId) {
         self.push(Command::ShutdownWrite(id));
     }
 
     fn push(&self, cmd: Command) {
-        self.shared
-            .queue
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(cmd);
+        {
+            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if self.shared.stopped.load(Ordering::SeqCst) {
+                drop(q);
+                log::debug!("the reactor has stopped: a command was dropped");
+                if let Command::Adopt(..) = cmd {
+                    self.adopted();
+                }
+                return;
+            }
+            q.push(cmd);
+        }
         // Dekker-style: we store `attention` then load `polling`; the loop
         // stores `polling` then loads `attention`. With SeqCst on all four,
         // at least one side sees the other: no command waits for a wake-up

@@ -190,6 +190,7 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+mod clock;
 mod close;
 mod config;
 mod conn;

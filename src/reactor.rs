@@ -235,7 +235,7 @@ impl<H: Handler> Reactor<H> {
         }
         // A caller may pause between turns: never compute the timeout from a
         // tick read before the pause.
-        self.env.clock.invalidate();
+        self.env.clock.new_turn();
         let mut timeout = self.poll_timeout(timeout);
         if !self.env.handle.about_to_poll() {
             timeout = Some(Duration::ZERO);
@@ -250,14 +250,14 @@ impl<H: Handler> Reactor<H> {
             }
             return Err(e);
         }
-        self.env.clock.invalidate();
+        self.env.clock.new_turn();
         let mut accept = false;
         for event in events.iter() {
             let token = event.token();
             if token == WAKER {
                 continue;
             }
-            match ConnId::from_token(token) {
+            match self.table.cores.id_from_token(token) {
                 Some(id) => self.conn_event(id, event),
                 None => accept = true,
             }
@@ -266,7 +266,7 @@ impl<H: Handler> Reactor<H> {
         if accept
             || self
                 .accept_retry_at
-                .is_some_and(|t| t <= self.env.clock.now())
+                .is_some_and(|t| t <= self.env.clock.tick())
         {
             self.accept_all();
         }
@@ -379,6 +379,11 @@ impl<H: Handler> Reactor<H> {
         self.listeners.clear();
         self.force_drain();
         self.close_all();
+        if let Some(drain) = self.drain.as_mut() {
+            // Nothing is left: the drain is over too.
+            drain.report.done = true;
+        }
+        self.env.handle.stopped();
         true
     }
 
@@ -459,10 +464,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn run_timers(&mut self) {
-        let now = self.env.clock.now();
+        let now = self.env.clock.tick();
         let mut expired = std::mem::take(&mut self.expired);
         self.wheel.advance(now, &mut expired);
         for key in expired.drain(..) {
+            if !self.wheel.take_fired(key) {
+                continue;
+            }
             let Some(id) = self.table.cores.id_at(key) else {
                 continue;
             };
@@ -477,10 +485,15 @@ impl<H: Handler> Reactor<H> {
 
     /// The handlers' own timers ([`Conn::set_timer`]).
     fn run_handler_timers(&mut self) {
-        let now = self.env.clock.now();
+        let now = self.env.clock.tick();
         let mut expired = std::mem::take(&mut self.expired);
         self.table.timers.advance(now, &mut expired);
         for key in expired.drain(..) {
+            // Checked again at delivery: an earlier `on_timer` of this batch
+            // may have cancelled or re-armed it, or closed its connection.
+            if !self.table.timers.take_fired(key) {
+                continue;
+            }
             let Some(id) = self.table.cores.id_at(key) else {
                 continue;
             };
@@ -643,12 +656,11 @@ impl<H: Handler> Reactor<H> {
         let Some(mut core) = self.table.cores.remove(id) else {
             return;
         };
-        if self.wheel.len() != 0 {
-            self.wheel.cancel(id.index());
-        }
-        if self.table.timers.len() != 0 {
-            self.table.timers.cancel(id.index());
-        }
+        // Also clears a fired mark: a timer of this connection that came due
+        // in a batch still being delivered must not reach whoever takes
+        // the slot next.
+        self.wheel.cancel(id.index());
+        self.table.timers.cancel(id.index());
         // A reset when asked for, and whenever output we queued was never
         // sent: the peer must not take partial data for all of it.
         if core.st.has(Flag::ABORTIVE) || core.pending() > 0 {
@@ -679,6 +691,8 @@ impl<H: Handler> Reactor<H> {
 impl<H: Handler> Drop for Reactor<H> {
     /// Every connection still open gets `on_close(CloseReason::Shutdown)`.
     fn drop(&mut self) {
+        // Handles that outlive the reactor say so and queue nothing.
+        self.env.handle.stopped();
         if self.table.cores.len() > 0 {
             self.close_all();
         }

@@ -13,6 +13,12 @@
 //! stores the new time in the connection; when the old slot fires, the
 //! reactor sees nothing is due yet and schedules it again. This is the same
 //! trade as quinn-proto's `TimerTable` and the Linux kernel's timer wheel.
+//!
+//! Delivery is checked again: `advance` marks each key it returns as fired,
+//! and the caller delivers a key only if [`Wheel::take_fired`] says it is
+//! still so. A key cancelled or scheduled again by an earlier delivery of the
+//! same batch (one handler's `on_timer` cancelling or re-arming another's) is
+//! no longer fired, and is skipped.
 
 const BITS: u32 = 6;
 const SLOTS: usize = 1 << BITS; // 64 slots per level
@@ -20,6 +26,9 @@ const MASK: u64 = SLOTS as u64 - 1;
 const LEVELS: usize = 5; // 64^5 ms ≈ 12.4 days before entries are clamped
 const SPAN: u64 = 1 << (BITS as u64 * LEVELS as u64);
 const NIL: u32 = u32::MAX;
+/// `Link::slot` of a key that came due in an `advance` and waits for its
+/// delivery ([`Wheel::take_fired`]).
+const FIRED: u32 = u32::MAX - 1;
 
 #[derive(Clone, Copy, Debug)]
 struct Link {
@@ -27,7 +36,8 @@ struct Link {
     next: u32,
     /// The tick this entry is due (may lie past the wheel's span).
     at: u64,
-    /// (level << BITS) | slot while linked; `NIL` when not.
+    /// (level << BITS) | slot while linked; `FIRED` when due and not yet
+    /// delivered; `NIL` otherwise.
     slot: u32,
 }
 
@@ -67,8 +77,27 @@ impl Wheel {
     /// The tick `key` is scheduled for, if it is.
     pub(crate) fn scheduled(&self, key: usize) -> Option<u64> {
         match self.links.get(key) {
-            Some(l) if l.slot != NIL => Some(l.at),
+            Some(l) if l.slot != NIL && l.slot != FIRED => Some(l.at),
             _ => None,
+        }
+    }
+
+    fn is_linked(&self, key: usize) -> bool {
+        self.links
+            .get(key)
+            .is_some_and(|l| l.slot != NIL && l.slot != FIRED)
+    }
+
+    /// Whether `key` came due in the last `advance` and was neither
+    /// cancelled nor scheduled again since; clears the mark. The caller
+    /// delivers the key only if this is true.
+    pub(crate) fn take_fired(&mut self, key: usize) -> bool {
+        match self.links.get_mut(key) {
+            Some(l) if l.slot == FIRED => {
+                l.slot = NIL;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -79,17 +108,20 @@ impl Wheel {
         if key >= self.links.len() {
             self.links.resize(key + 1, UNLINKED);
         }
-        if self.links[key].slot != NIL {
+        if self.is_linked(key) {
             self.unlink(key);
         }
         self.links[key].at = at;
         self.link(key);
     }
 
-    /// Removes `key`'s schedule, if any.
+    /// Removes `key`'s schedule, if any, and its fired mark if it came due
+    /// but was not delivered yet.
     pub(crate) fn cancel(&mut self, key: usize) {
-        if self.links.get(key).is_some_and(|l| l.slot != NIL) {
+        if self.is_linked(key) {
             self.unlink(key);
+        } else if let Some(l) = self.links.get_mut(key) {
+            l.slot = NIL;
         }
     }
 
@@ -106,7 +138,7 @@ impl Wheel {
     }
 
     /// Advances to tick `now`, pushing every key due at or before it into
-    /// `expired` (unlinked). Keys whose slot came up but whose time has not
+    /// `expired` (unlinked, marked fired: see [`Wheel::take_fired`]). Keys whose slot came up but whose time has not
     /// are moved to a finer slot.
     pub(crate) fn advance(&mut self, now: u64, expired: &mut Vec<usize>) {
         while let Some((t, level)) = self.next_slot() {
@@ -159,6 +191,7 @@ impl Wheel {
             };
             self.len -= 1;
             if self.links[k].at <= t {
+                self.links[k].slot = FIRED;
                 expired.push(k);
             } else {
                 self.link(k);
@@ -284,6 +317,31 @@ mod tests {
         assert_eq!(fire(&mut w, 60), vec![1]);
         assert_eq!(fire(&mut w, 4999), Vec::<usize>::new());
         assert_eq!(fire(&mut w, 5000), vec![2]);
+    }
+
+    #[test]
+    fn fired_keys_cancelled_or_rescheduled_before_delivery_are_skipped() {
+        let mut w = Wheel::new();
+        for k in 0..4 {
+            w.schedule(k, 10);
+        }
+        let batch = fire(&mut w, 10);
+        assert_eq!(batch, vec![0, 1, 2, 3]);
+        // Delivering 0 cancels 1 and re-arms 2 for later.
+        assert!(w.take_fired(0));
+        w.cancel(1);
+        w.schedule(2, 1_010);
+        assert!(!w.take_fired(1), "cancelled after it came due");
+        assert!(!w.take_fired(2), "re-armed after it came due");
+        assert!(w.take_fired(3));
+        assert!(!w.take_fired(3), "delivered once");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w.scheduled(2), Some(1_010));
+        assert!(
+            fire(&mut w, 1_009).is_empty(),
+            "the re-armed one is not early"
+        );
+        assert_eq!(fire(&mut w, 1_010), vec![2]);
     }
 
     #[test]

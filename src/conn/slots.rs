@@ -1,23 +1,34 @@
 //! [`ConnId`] and the generational slot allocator behind it.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Identifies one connection of one reactor: a slot index plus a generation.
+/// Identifies one connection of one reactor: the reactor, a slot index and
+/// a generation.
 ///
 /// Slots are reused, generations are not (until a slot has been reused 2^31
 /// times): an id of a closed connection never names the connection that took
 /// its slot, so a stale event or a late [`Handle::close`](crate::Handle::close) misses harmlessly.
+/// Nor does an id name a connection of another reactor: each reactor has a
+/// number of its own (unique in the process until 2^32 reactors were made),
+/// and an id given to another reactor's [`Conn::other`](crate::Conn::other),
+/// [`Handle`](crate::Handle) or [`GroupHandle`](crate::GroupHandle) finds
+/// nothing there.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
+    reactor: u32,
     index: u32,
     gen: u32,
 }
 
 impl fmt::Debug for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ConnId({}v{})", self.index, self.gen)
+        write!(f, "ConnId(r{}:{}v{})", self.reactor, self.index, self.gen)
     }
 }
+
+/// Numbers reactors, so that an id names its own reactor's connection only.
+static NEXT_REACTOR: AtomicU32 = AtomicU32::new(1);
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -43,17 +54,6 @@ impl ConnId {
     pub(crate) fn token(self) -> mio::Token {
         mio::Token(self.index as usize | ((self.gen as usize) << INDEX_BITS))
     }
-
-    /// The id a connection token names; `None` for listener and waker tokens.
-    pub(crate) fn from_token(t: mio::Token) -> Option<ConnId> {
-        if t.0 & LISTENER_BIT != 0 {
-            return None;
-        }
-        Some(ConnId {
-            index: (t.0 & ((1usize << INDEX_BITS) - 1)) as u32,
-            gen: (t.0 >> INDEX_BITS) as u32,
-        })
-    }
 }
 
 /// A slab whose keys carry a generation. `get` with a stale id finds nothing.
@@ -61,6 +61,8 @@ impl ConnId {
 pub(crate) struct Slots<T> {
     slab: slab::Slab<T>,
     gens: Vec<u32>,
+    /// The reactor these slots belong to: part of every id they give.
+    reactor: u32,
 }
 
 impl<T> Slots<T> {
@@ -70,7 +72,29 @@ impl<T> Slots<T> {
         Slots {
             slab: slab::Slab::with_capacity(cap),
             gens: Vec::with_capacity(cap),
+            reactor: NEXT_REACTOR.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// The id a connection token of this reactor names; `None` for listener
+    /// and waker tokens.
+    #[inline]
+    pub(crate) fn id_from_token(&self, t: mio::Token) -> Option<ConnId> {
+        if t.0 & LISTENER_BIT != 0 {
+            return None;
+        }
+        Some(ConnId {
+            reactor: self.reactor,
+            index: (t.0 & ((1usize << INDEX_BITS) - 1)) as u32,
+            gen: (t.0 >> INDEX_BITS) as u32,
+        })
+    }
+
+    /// Whether `id` names a connection that is or was in these slots, in
+    /// its generation: not another reactor's, not stale.
+    #[inline]
+    fn is_current(&self, id: ConnId) -> bool {
+        id.reactor == self.reactor && self.gens.get(id.index as usize) == Some(&id.gen)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -82,6 +106,7 @@ impl<T> Slots<T> {
         let index = self.slab.vacant_key();
         let gen = self.gens.get(index).copied().unwrap_or(0);
         ConnId {
+            reactor: self.reactor,
             index: index as u32,
             gen,
         }
@@ -96,6 +121,7 @@ impl<T> Slots<T> {
             self.gens.push(0);
         }
         let id = ConnId {
+            reactor: self.reactor,
             index: index as u32,
             gen: self.gens[index],
         };
@@ -104,7 +130,7 @@ impl<T> Slots<T> {
 
     #[inline]
     pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut T> {
-        if self.gens.get(id.index as usize) != Some(&id.gen) {
+        if !self.is_current(id) {
             return None;
         }
         self.slab.get_mut(id.index as usize)
@@ -112,7 +138,7 @@ impl<T> Slots<T> {
 
     #[inline]
     pub(crate) fn get(&self, id: ConnId) -> Option<&T> {
-        if self.gens.get(id.index as usize) != Some(&id.gen) {
+        if !self.is_current(id) {
             return None;
         }
         self.slab.get(id.index as usize)
@@ -122,6 +148,7 @@ impl<T> Slots<T> {
     pub(crate) fn id_at(&self, index: usize) -> Option<ConnId> {
         if self.slab.contains(index) {
             Some(ConnId {
+                reactor: self.reactor,
                 index: index as u32,
                 gen: self.gens[index],
             })
@@ -132,6 +159,9 @@ impl<T> Slots<T> {
 
     #[inline]
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
+        if id.reactor != self.reactor {
+            return None;
+        }
         let g = self.gens.get_mut(id.index as usize)?;
         if *g != id.gen {
             return None;
@@ -145,6 +175,7 @@ impl<T> Slots<T> {
         self.slab
             .iter()
             .map(|(k, _)| ConnId {
+                reactor: self.reactor,
                 index: k as u32,
                 gen: self.gens[k],
             })

@@ -47,9 +47,23 @@ fn slots_token_round_trip() {
         slots.remove(id);
     }
     let (id, _) = slots.insert(());
-    assert_eq!(ConnId::from_token(id.token()), Some(id));
-    assert_eq!(ConnId::from_token(mio::Token(LISTENER_BIT | 3)), None);
-    assert_eq!(ConnId::from_token(mio::Token(usize::MAX)), None);
+    assert_eq!(slots.id_from_token(id.token()), Some(id));
+    assert_eq!(slots.id_from_token(mio::Token(LISTENER_BIT | 3)), None);
+    assert_eq!(slots.id_from_token(mio::Token(usize::MAX)), None);
+}
+
+#[test]
+fn slots_id_of_another_reactor_finds_nothing() {
+    let mut a = Slots::with_capacity(0);
+    let mut b = Slots::with_capacity(0);
+    let (ida, _) = a.insert("a");
+    let (idb, _) = b.insert("b");
+    assert_eq!(ida.index(), idb.index(), "same slot, same generation");
+    assert_ne!(ida, idb);
+    assert_eq!(b.get(ida), None);
+    assert_eq!(b.get_mut(ida), None);
+    assert_eq!(b.remove(ida), None);
+    assert_eq!(b.get(idb), Some(&"b"));
 }
 
 #[test]
@@ -62,7 +76,7 @@ fn slots_stale_event_in_same_batch() {
     slots.remove(old);
     let (new, _) = slots.insert(2);
     for t in batch {
-        let id = ConnId::from_token(t).unwrap();
+        let id = slots.id_from_token(t).unwrap();
         assert!(slots.get_mut(id).is_none());
     }
     assert_eq!(slots.get_mut(new), Some(&mut 2));

@@ -398,7 +398,7 @@ impl Conn<'_> {
     /// }
     /// ```
     pub fn set_deadline(&mut self, after: Duration) {
-        let at = self.env.clock.now() + ticks(after) + 1;
+        let at = self.env.clock.deadline(ticks(after));
         self.core().st.set_deadline(at);
     }
 
@@ -424,16 +424,14 @@ impl Conn<'_> {
         if self.peek().st.phase() == Phase::Done {
             return;
         }
-        let at = self.env.clock.now() + ticks(after) + 1;
+        let at = self.env.clock.deadline(ticks(after));
         self.table.timers.schedule(self.id.index(), at);
     }
 
     /// Cancels the timer set with [`set_timer`](Conn::set_timer), if any.
     /// Any phase.
     pub fn cancel_timer(&mut self) {
-        if self.table.timers.len() != 0 {
-            self.table.timers.cancel(self.id.index());
-        }
+        self.table.timers.cancel(self.id.index());
     }
 
     /// Another connection of this reactor, by id, to write to, close, abort,

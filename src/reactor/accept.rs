@@ -8,7 +8,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
 use super::{deliver, guarded, open_spare, Factory, Listener, Reactor, ACCEPT_RETRY};
-use crate::conn::{ticks, Core, State, LISTENER_BIT};
+use crate::conn::{ticks, ConnId, Core, State, LISTENER_BIT};
 use crate::handler::Handler;
 use crate::sys;
 
@@ -177,7 +177,7 @@ impl<H: Handler> Reactor<H> {
     /// adopt factory, or turned away (full, draining, shut down).
     pub(super) fn adopt(&mut self, stream: std::net::TcpStream, peer: SocketAddr) {
         self.env.handle.adopted();
-        if self.adopt_factory.is_none() || self.shut_down || self.drain.is_some() {
+        if self.adopt_factory.is_none() || self.shut_down {
             self.rejected += 1;
             return;
         }
@@ -191,7 +191,12 @@ impl<H: Handler> Reactor<H> {
             self.rejected += 1;
             return;
         }
-        self.open(None, TcpStream::from_std(stream), peer);
+        let id = self.open(None, TcpStream::from_std(stream), peer);
+        if let Some(id) = id.filter(|_| self.drain.is_some()) {
+            // Accepted by a group's acceptor from its backlog as a drain
+            // began: served like the rest, and told of the drain.
+            self.tell_drain(id);
+        }
     }
 
     /// EMFILE/ENFILE: give back the spare descriptor, accept one pending
@@ -239,17 +244,24 @@ impl<H: Handler> Reactor<H> {
 
     /// Accepts again after [`ACCEPT_RETRY`] instead of spinning.
     pub(super) fn accept_later(&mut self) {
-        self.accept_retry_at = Some(self.env.clock.now() + ticks(ACCEPT_RETRY));
+        self.accept_retry_at = Some(self.env.clock.deadline(ticks(ACCEPT_RETRY)));
     }
 
     /// Opens an accepted connection with listener `li`'s factory, or the
     /// adopt factory for `None`.
-    fn open(&mut self, li: Option<usize>, mut stream: TcpStream, peer: SocketAddr) {
+    /// Opens an accepted connection: options, registration, handler,
+    /// `on_open`. Its id, unless it was turned away.
+    fn open(
+        &mut self,
+        li: Option<usize>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<ConnId> {
         if self.socket_options {
             if let Err(e) = sys::apply_socket_options(&stream, &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
                 self.rejected += 1;
-                return;
+                return None;
             }
         }
         let id = self.table.cores.next_id();
@@ -260,7 +272,7 @@ impl<H: Handler> Reactor<H> {
         {
             log::warn!("turning {peer} away: register failed: {e}");
             self.rejected += 1;
-            return;
+            return None;
         }
         let factory = match li {
             Some(li) => &mut self.listeners[li].factory,
@@ -268,7 +280,7 @@ impl<H: Handler> Reactor<H> {
         };
         let Some(handler) = guarded("the factory", id, || factory(peer)) else {
             self.rejected += 1;
-            return;
+            return None;
         };
         let idle_ms = self.env.idle_ms;
         let mut st = State::new(idle_ms);
@@ -294,6 +306,7 @@ impl<H: Handler> Reactor<H> {
             |h, c| h.on_open(c),
         );
         self.after(id);
+        Some(id)
     }
 }
 

@@ -121,7 +121,7 @@ pub(super) fn read_ready<H: Handler>(
                         let has_pending = core.pending() > 0;
                         let action = core
                             .st
-                            .after_read_closed(has_pending, || env.clock.now() + env.close_ticks);
+                            .after_read_closed(has_pending, || env.clock.deadline(env.close_ticks));
                         core.act(action);
                     }
                 }

@@ -67,6 +67,13 @@ impl<H: Handler> Reactor<H> {
     }
 
     fn start_drain(&mut self, grace: Duration) {
+        // Clients whose handshake the kernel already completed wait in the
+        // listeners' backlogs: take them in first, so that they are served
+        // (and hear of the drain like the rest). Closing a listener resets
+        // whatever is left in its backlog.
+        if !self.listeners.is_empty() {
+            self.accept_all();
+        }
         let open = self.table.cores.len();
         log::debug!("draining {open} connections, grace {grace:?}");
         // New clients are refused at once, not left waiting in a backlog.
@@ -74,7 +81,7 @@ impl<H: Handler> Reactor<H> {
         self.accept_retry_at = None;
         self.env.draining.set(true);
         self.drain = Some(Drain {
-            deadline: self.env.clock.now() + ticks(grace) + 1,
+            deadline: self.env.clock.deadline(ticks(grace)),
             forcing: false,
             report: DrainReport {
                 open_at_start: open as u64,
@@ -111,7 +118,7 @@ impl<H: Handler> Reactor<H> {
         let Some(drain) = self.drain.as_mut() else {
             return;
         };
-        if !drain.forcing && self.env.clock.now() >= drain.deadline {
+        if !drain.forcing && self.env.clock.tick() >= drain.deadline {
             drain.forcing = true;
             log::debug!(
                 "drain deadline: closing {} connections",
@@ -124,12 +131,18 @@ impl<H: Handler> Reactor<H> {
                 self.finish(id);
             }
         }
-        if self.table.cores.len() == 0 {
+        // Over when no connection is left and none can still arrive from a
+        // group's hand-off acceptor.
+        if self.table.cores.len() == 0
+            && !self.env.handle.has_feeders()
+            && self.env.handle.handed_off_pending() == 0
+        {
             if let Some(drain) = self.drain.as_mut() {
                 drain.report.done = true;
                 log::debug!("drained: {:?}", drain.report);
             }
             self.shut_down = true;
+            self.env.handle.stopped();
         }
     }
 

@@ -9,7 +9,7 @@ use mio::Interest;
 
 use super::dispatch::{deliver, write_ready};
 use super::Reactor;
-use crate::close::{classify_connect, CloseReason, ConnectOutcome};
+use crate::close::{classify_connect, reason_from_error, CloseReason, ConnectOutcome};
 use crate::conn::{ConnId, Flag, Phase};
 use crate::connect::Connector;
 use crate::handler::Handler;
@@ -101,10 +101,16 @@ impl<H: Handler> Reactor<H> {
                 core.st.fail(CloseReason::ConnectFailed(e));
                 false
             }
-            ConnectOutcome::Connected => {
+            outcome @ (ConnectOutcome::Connected | ConnectOutcome::ConnectedThenFailed(_)) => {
                 log::trace!("conn {id}: connected to {}", core.peer);
                 core.st.connected(env.clock.now());
                 deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
+                if let ConnectOutcome::ConnectedThenFailed(e) = outcome {
+                    log::debug!("conn {id}: connected, then {e}");
+                    if let Some(core) = table.cores.get_mut(id) {
+                        core.st.fail(reason_from_error(e));
+                    }
+                }
                 if table.cores.get(id).is_some_and(|c| c.out.is_some()) {
                     write_ready(handlers, table, env, id);
                 } else if let Some(core) = table.cores.get_mut(id) {

@@ -381,3 +381,34 @@ pub fn rss_kib() -> u64 {
         .unwrap_or(0);
     pages * 4
 }
+
+/// A listening address that drops every SYN (its accept queue is full), so
+/// a connect to it neither succeeds nor fails until a timeout. Keep the
+/// guard alive as long as the address is used.
+pub fn blackhole() -> (SocketAddr, Blackhole) {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    while fillers.len() < 16 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+            Ok(s) => fillers.push(s),
+            Err(_) => break, // the queue is full
+        }
+    }
+    (
+        addr,
+        Blackhole {
+            _sock: sock,
+            _fillers: fillers,
+        },
+    )
+}
+
+/// Keeps a [`blackhole`] address dropping SYNs.
+pub struct Blackhole {
+    _sock: socket2::Socket,
+    _fillers: Vec<TcpStream>,
+}
