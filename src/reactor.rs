@@ -26,6 +26,8 @@ use crate::timer::Wheel;
 mod accept;
 mod dispatch;
 mod drain;
+#[cfg(test)]
+mod model;
 mod outbound;
 
 use dispatch::{deliver, read_ready, write_ready};
@@ -302,6 +304,17 @@ impl<H: Handler> Reactor<H> {
             closed: self.closed,
             rejected: self.rejected,
         }
+    }
+
+    /// A reactor whose clock reads `ms` (tests drive time by hand).
+    #[cfg(test)]
+    pub(crate) fn with_manual_clock(
+        config: Config,
+        ms: std::rc::Rc<std::cell::Cell<u64>>,
+    ) -> io::Result<Self> {
+        let mut r = Self::with_config(config)?;
+        r.env.clock = crate::clock::Clock::manual(ms);
+        Ok(r)
     }
 
     /// Makes handlers with `factory` for connections handed to this reactor
