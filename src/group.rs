@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::conn::ConnId;
@@ -105,8 +105,10 @@ impl GroupHandle {
         }
     }
 
-    /// Drains every worker ([`Handle::drain`]); a hand-off acceptor stops
-    /// accepting at once.
+    /// Drains every worker ([`Handle::drain`]). A hand-off acceptor does as
+    /// a worker's listener does: it drops new SYNs, hands off its backlog
+    /// and the handshakes in flight for 250 ms, then closes; the workers'
+    /// drains end only after that.
     pub fn drain(&self, grace: Duration) {
         let _ = self.acceptor_stop.compare_exchange(
             RUN,
@@ -480,7 +482,13 @@ fn hand_off(group: &GroupHandle, stream: std::net::TcpStream, peer: SocketAddr) 
         .workers
         .iter()
         .enumerate()
-        .min_by_key(|(_, h)| h.stats().connections + h.handed_off_pending())
+        .min_by_key(|(_, h)| {
+            // Pending first: a worker publishes its open count before it
+            // lowers its pending count, so read in the other order the sum
+            // can only be too high for a moment, never too low.
+            let pending = h.handed_off_pending();
+            pending + h.stats().connections
+        })
         .map_or(0, |(i, _)| i);
     group.workers[target].hand_off(stream, peer);
 }
@@ -491,25 +499,34 @@ fn hand_off(group: &GroupHandle, stream: std::net::TcpStream, peer: SocketAddr) 
 /// listener would reset them); the workers' drains end only after that.
 fn acceptor(l: TcpListener, group: GroupHandle) {
     accept_until_stopped(&l, &group);
-    if group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN && l.set_nonblocking(true).is_ok() {
+    if group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN {
+        // As a reactor's drain does: no new handshake from now on, the
+        // backlog and the handshakes in flight handed off, then the close.
+        if let Err(e) = crate::sys::stop_new_handshakes(&socket2::SockRef::from(&l)) {
+            log::debug!("hand-off acceptor: stopping new handshakes: {e}");
+        }
+        let until = Instant::now() + crate::reactor::LISTENER_SETTLE;
         let mut handed = 0u64;
-        loop {
+        while Instant::now() < until && group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN {
             match l.accept() {
                 Ok((stream, peer)) => {
                     hand_off(&group, stream, peer);
                     handed += 1;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => {
                     log::debug!("hand-off acceptor, taking in its backlog: {e}");
                     break;
                 }
             }
         }
-        log::debug!(
-            "hand-off acceptor: {handed} clients from the backlog handed off as the drain began"
-        );
+        log::debug!("hand-off acceptor: {handed} clients handed off as the drain began");
     }
     drop(l);
     for w in group.workers.iter() {

@@ -138,10 +138,20 @@ impl Handle {
 
     /// Drains the reactor; from any thread. Wakes the loop, which then:
     ///
-    /// 1. closes its listeners at once, so new clients are refused rather
-    ///    than left waiting (a listener handed on with
-    ///    [`Reactor::take_listeners`](crate::Reactor::take_listeners) stays
-    ///    open in its new owner);
+    /// 1. stops taking new clients, without resetting one the kernel had
+    ///    already accepted: its listeners drop new SYNs from now on (Linux: a
+    ///    socket filter), the clients already in their backlogs are accepted
+    ///    and served like the rest, and the listeners close 250 ms later (or
+    ///    at the deadline, if sooner), after the handshakes that were in
+    ///    flight have landed. A client whose SYN was dropped retries about
+    ///    1 s later and is refused: it waits that long, and is never taken
+    ///    in only to be reset. (Elsewhere the backlog is accepted and the
+    ///    listeners close at once.) A listener handed on with
+    ///    [`Reactor::take_listeners`](crate::Reactor::take_listeners) is not
+    ///    touched. A listener shared with other reactors (a [`Group`](crate::Group)
+    ///    in [`Balance::Shared`](crate::Balance::Shared)) stops taking new
+    ///    clients in all of them: drain them together, with
+    ///    [`GroupHandle::drain`](crate::GroupHandle::drain);
     /// 2. calls [`Handler::on_drain`](crate::Handler::on_drain) once for every
     ///    open connection, where a protocol can say goodbye;
     /// 3. closes every connection its handler marks idle
@@ -276,9 +286,9 @@ impl Handle {
         self.shared.handed_off.load(Ordering::SeqCst)
     }
 
-    /// One hand-off was adopted (or refused).
-    pub(crate) fn adopted(&self) {
-        self.shared.handed_off.fetch_sub(1, Ordering::SeqCst);
+    /// `n` hand-offs were adopted (or refused).
+    pub(crate) fn adopted(&self, n: u64) {
+        self.shared.handed_off.fetch_sub(n, Ordering::SeqCst);
     }
 
     /// Half-closes connection `id`, as
@@ -296,7 +306,7 @@ impl Handle {
                 drop(q);
                 log::debug!("the reactor has stopped: a command was dropped");
                 if let Command::Adopt(..) = cmd {
-                    self.adopted();
+                    self.adopted(1);
                 }
                 return;
             }

@@ -33,6 +33,7 @@ mod outbound;
 use dispatch::{deliver, read_ready, write_ready};
 
 pub use drain::DrainReport;
+pub(crate) use drain::LISTENER_SETTLE;
 
 const WAKER: Token = Token(usize::MAX);
 /// Connection slots reserved up front (at most): virtual memory, resident
@@ -109,6 +110,8 @@ pub struct Reactor<H: Handler> {
     adopt_factory: Option<Factory<H>>,
     rejected: u64,
     closed: u64,
+    /// Hand-offs adopted (or refused) since the counts were last published.
+    adopted_unpublished: u64,
     shut_down: bool,
 }
 
@@ -192,6 +195,7 @@ impl<H: Handler> Reactor<H> {
             adopt_factory: None,
             rejected: 0,
             closed: 0,
+            adopted_unpublished: 0,
             shut_down: false,
         })
     }
@@ -226,7 +230,7 @@ impl<H: Handler> Reactor<H> {
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         if self.env.handle.needs_attention() {
             if self.check_shutdown() {
-                self.env.handle.publish(self.stats());
+                self.publish();
                 return Ok(());
             }
             self.check_drain();
@@ -290,8 +294,19 @@ impl<H: Handler> Reactor<H> {
         if self.drain.is_some() {
             self.drain_tick();
         }
-        self.env.handle.publish(self.stats());
+        self.publish();
         Ok(())
+    }
+
+    /// Publishes the counts for [`Handle::stats`], then lets the hand-offs
+    /// adopted this turn leave the pending count: a group's acceptor, which
+    /// balances on open + pending, never sees them in neither.
+    fn publish(&mut self) {
+        self.env.handle.publish(self.stats());
+        if self.adopted_unpublished != 0 {
+            self.env.handle.adopted(self.adopted_unpublished);
+            self.adopted_unpublished = 0;
+        }
     }
 
     /// The counts ([`connection_count`](Reactor::connection_count),
@@ -362,7 +377,9 @@ impl<H: Handler> Reactor<H> {
             self.wheel.next_tick(),
             self.table.timers.next_tick(),
             self.accept_retry_at,
-            self.drain.as_ref().map(|d| d.deadline()),
+            self.drain
+                .as_ref()
+                .map(|d| d.next_tick(!self.listeners.is_empty())),
         ]
         .into_iter()
         .flatten()

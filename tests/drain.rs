@@ -97,13 +97,12 @@ fn drain_closes_idle_at_once_lets_busy_finish_and_forces_the_rest() {
         assert!(rest.is_empty());
     }
     let idle_closed_after = t0.elapsed();
-    // New clients are refused once the listener is closed.
-    std::thread::sleep(Duration::from_millis(50));
-    let refused = TcpStream::connect(addr);
-    assert!(
-        matches!(&refused, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused),
-        "new clients are refused during a drain: {refused:?}"
-    );
+    // A new client is refused: its SYN is dropped while the listener settles,
+    // and its retry (about 1 s later) meets the closed listener.
+    let newcomer = std::thread::spawn(move || {
+        let t = Instant::now();
+        (TcpStream::connect(addr), t.elapsed())
+    });
     // Busy connections finish their request and are answered, then closed
     // (idle again) by the drain.
     for c in &mut busy {
@@ -119,6 +118,13 @@ fn drain_closes_idle_at_once_lets_busy_finish_and_forces_the_rest() {
     let _ = stuck.read_to_end(&mut rest);
     let report = server.join().unwrap();
     let took = t0.elapsed();
+    let (refused, refused_after) = newcomer.join().unwrap();
+    println!("a client arriving during the drain: {refused:?} after {refused_after:?}");
+    assert!(
+        matches!(&refused, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+        "new clients are refused during a drain: {refused:?}"
+    );
+    assert!(refused_after < Duration::from_secs(4), "{refused_after:?}");
     let reasons: Vec<_> = rx.try_iter().collect();
     println!(
         "drain, grace {grace:?}: idle closed after {idle_closed_after:?}, run returned after {took:?}; \

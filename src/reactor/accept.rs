@@ -176,7 +176,7 @@ impl<H: Handler> Reactor<H> {
     /// A connection handed off by a group's acceptor: opened with the
     /// adopt factory, or turned away (full, draining, shut down).
     pub(super) fn adopt(&mut self, stream: std::net::TcpStream, peer: SocketAddr) {
-        self.env.handle.adopted();
+        self.adopted_unpublished += 1;
         if self.adopt_factory.is_none() || self.shut_down {
             self.rejected += 1;
             return;
@@ -191,12 +191,7 @@ impl<H: Handler> Reactor<H> {
             self.rejected += 1;
             return;
         }
-        let id = self.open(None, TcpStream::from_std(stream), peer);
-        if let Some(id) = id.filter(|_| self.drain.is_some()) {
-            // Accepted by a group's acceptor from its backlog as a drain
-            // began: served like the rest, and told of the drain.
-            self.tell_drain(id);
-        }
+        self.open(None, TcpStream::from_std(stream), peer);
     }
 
     /// EMFILE/ENFILE: give back the spare descriptor, accept one pending
@@ -306,6 +301,9 @@ impl<H: Handler> Reactor<H> {
             |h, c| h.on_open(c),
         );
         self.after(id);
+        // Taken in while a drain settles its listeners, or handed off by a
+        // group's acceptor from its backlog: served, and told of the drain.
+        self.joined_drain(id);
         Some(id)
     }
 }

@@ -1,6 +1,7 @@
-//! Graceful drain ([`Handle::drain`](crate::Handle::drain)): listeners close
-//! at once, handlers hear `on_drain`, idle connections close gracefully,
-//! the rest are forced at the deadline, and `run` returns.
+//! Graceful drain ([`Handle::drain`](crate::Handle::drain)): listeners stop
+//! taking new clients (their backlog is served), handlers hear `on_drain`,
+//! idle connections close gracefully, the rest are forced at the deadline,
+//! and `run` returns.
 
 use std::time::Duration;
 
@@ -8,12 +9,18 @@ use super::{deliver, Reactor};
 use crate::close::CloseReason;
 use crate::conn::{ticks, ConnId, Flag};
 use crate::handler::Handler;
+use crate::sys;
 
 /// How a drain ended its connections ([`Reactor::drain_report`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DrainReport {
     /// Open when the drain began.
     pub open_at_start: u64,
+    /// Joined while the drain was under way: clients a group's hand-off
+    /// acceptor took from its backlog as the drain began, and outbound
+    /// connects started during it. Once done, `open_at_start + joined`
+    /// equals `closed_idle + finished + forced`.
+    pub joined: u64,
     /// Closed by the drain because their handler marked them idle
     /// ([`CloseReason::Drained`]).
     pub closed_idle: u64,
@@ -26,9 +33,17 @@ pub struct DrainReport {
     pub done: bool,
 }
 
+/// How long a draining listener, refusing new SYNs, stays open to take in
+/// the handshakes that were in flight when the drain began. One round trip
+/// is enough; this covers all but the slowest paths, and stays under the
+/// 1 s after which a client whose SYN was dropped sends it again.
+pub(crate) const LISTENER_SETTLE: Duration = Duration::from_millis(250);
+
 #[derive(Debug)]
 pub(super) struct Drain {
     deadline: u64,
+    /// When the listeners close (new SYNs are refused from the start).
+    listeners_close_at: u64,
     forcing: bool,
     pub(super) report: DrainReport,
 }
@@ -43,8 +58,13 @@ impl Drain {
         }
     }
 
-    pub(super) fn deadline(&self) -> u64 {
-        self.deadline
+    /// The next time the drain has something to do (poll no longer).
+    pub(super) fn next_tick(&self, listening: bool) -> u64 {
+        if listening {
+            self.deadline.min(self.listeners_close_at)
+        } else {
+            self.deadline
+        }
     }
 }
 
@@ -68,20 +88,28 @@ impl<H: Handler> Reactor<H> {
 
     fn start_drain(&mut self, grace: Duration) {
         // Clients whose handshake the kernel already completed wait in the
-        // listeners' backlogs: take them in first, so that they are served
-        // (and hear of the drain like the rest). Closing a listener resets
-        // whatever is left in its backlog.
+        // listeners' backlogs, and closing a listener resets them. So: new
+        // SYNs are dropped from now on (Linux), the backlog is taken in and
+        // served like the rest, and the listeners stay open, taking in the
+        // handshakes that were in flight, until `LISTENER_SETTLE` has
+        // passed. A client whose SYN was dropped retries after about 1 s and
+        // meets a closed listener: it is refused, never reset.
+        for l in &self.listeners {
+            if let Err(e) = sys::stop_new_handshakes(&socket2::SockRef::from(&l.sock)) {
+                log::debug!("drain: stopping new handshakes on {}: {e}", l.addr);
+            }
+        }
         if !self.listeners.is_empty() {
             self.accept_all();
         }
         let open = self.table.cores.len();
         log::debug!("draining {open} connections, grace {grace:?}");
-        // New clients are refused at once, not left waiting in a backlog.
-        self.listeners.clear();
         self.accept_retry_at = None;
         self.env.draining.set(true);
+        let deadline = self.env.clock.deadline(ticks(grace));
         self.drain = Some(Drain {
-            deadline: self.env.clock.deadline(ticks(grace)),
+            deadline,
+            listeners_close_at: deadline.min(self.env.clock.deadline(ticks(LISTENER_SETTLE))),
             forcing: false,
             report: DrainReport {
                 open_at_start: open as u64,
@@ -92,6 +120,15 @@ impl<H: Handler> Reactor<H> {
             self.tell_drain(id);
         }
         self.drain_tick();
+    }
+
+    /// A connection opened while a drain is under way (from a listener
+    /// settling, a group's hand-off, an outbound connect): counted, and told.
+    pub(super) fn joined_drain(&mut self, id: ConnId) {
+        if let Some(drain) = self.drain.as_mut() {
+            drain.report.joined += 1;
+            self.tell_drain(id);
+        }
     }
 
     /// `on_drain`, then the drain closes the connection if it is idle.
@@ -118,7 +155,17 @@ impl<H: Handler> Reactor<H> {
         let Some(drain) = self.drain.as_mut() else {
             return;
         };
-        if !drain.forcing && self.env.clock.tick() >= drain.deadline {
+        let now = self.env.clock.tick();
+        if !self.listeners.is_empty() && now >= drain.listeners_close_at {
+            // The handshakes in flight when the drain began have landed.
+            self.accept_all();
+            log::debug!("drain: closing {} listeners", self.listeners.len());
+            self.listeners.clear();
+        }
+        let Some(drain) = self.drain.as_mut() else {
+            return;
+        };
+        if !drain.forcing && now >= drain.deadline {
             drain.forcing = true;
             log::debug!(
                 "drain deadline: closing {} connections",
@@ -134,8 +181,9 @@ impl<H: Handler> Reactor<H> {
         // Over when no connection is left and none can still arrive from a
         // group's hand-off acceptor.
         if self.table.cores.len() == 0
+            && self.listeners.is_empty()
             && !self.env.handle.has_feeders()
-            && self.env.handle.handed_off_pending() == 0
+            && self.env.handle.handed_off_pending() == self.adopted_unpublished
         {
             if let Some(drain) = self.drain.as_mut() {
                 drain.report.done = true;

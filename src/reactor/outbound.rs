@@ -135,6 +135,10 @@ impl<H: Handler> Reactor<H> {
     /// failure reaches `on_close` by the same path.
     pub(super) fn attach(&mut self, id: ConnId, handler: H) {
         self.put_handler(id, handler);
+        if let Some(drain) = self.drain.as_mut() {
+            // Told of the drain once connected (`connect_event`).
+            drain.report.joined += 1;
+        }
         let Some(core) = self.table.cores.get_mut(id) else {
             return;
         };

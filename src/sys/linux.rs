@@ -27,3 +27,28 @@ pub(crate) fn set_keepalive(sock: &SockRef<'_>, k: &Keepalive) -> io::Result<()>
         .with_retries(k.get_retries());
     sock.set_tcp_keepalive(&params)
 }
+
+/// Makes a listener drop every new SYN (a classic BPF socket filter on the
+/// TCP flags: SYN without ACK), so that no new handshake completes on it
+/// while the ones already in its backlog are accepted. A client whose SYN
+/// is dropped retransmits it (after about 1 s), and once the listener is
+/// closed the retransmission is answered with a reset: it is refused,
+/// never taken into a backlog that closing would reset.
+pub(crate) fn stop_new_handshakes(sock: &SockRef<'_>) -> io::Result<()> {
+    use socket2::SockFilter;
+    // The filter sees the TCP header at offset 0.
+    const LD_B_ABS: u16 = 0x30; // A = byte at k
+    const AND_K: u16 = 0x54; // A &= k
+    const JEQ_K: u16 = 0x15; // A == k ? jt : jf
+    const RET_K: u16 = 0x06; // keep k bytes (0: drop)
+    const SYN: u32 = 0x02;
+    const ACK: u32 = 0x10;
+    let program = [
+        SockFilter::new(LD_B_ABS, 0, 0, 13), // the flags byte
+        SockFilter::new(AND_K, 0, 0, SYN | ACK),
+        SockFilter::new(JEQ_K, 0, 1, SYN), // SYN alone: drop; else keep
+        SockFilter::new(RET_K, 0, 0, 0),
+        SockFilter::new(RET_K, 0, 0, u32::MAX),
+    ];
+    sock.attach_filter(&program)
+}

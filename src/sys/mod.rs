@@ -23,6 +23,12 @@ mod imp;
 pub(crate) use imp::{ECONNRESET, EINPROGRESS, ETIMEDOUT, SHORT_READ_DRAINS};
 
 /// Whether `config` sets any per-connection socket option.
+/// Stops new handshakes on a listener about to close, where the OS can
+/// (Linux: a socket filter dropping SYNs); a no-op elsewhere.
+pub(crate) fn stop_new_handshakes(listener: &SockRef<'_>) -> io::Result<()> {
+    imp::stop_new_handshakes(listener)
+}
+
 pub(crate) fn has_socket_options(config: &Config) -> bool {
     config.nodelay || config.keepalive.is_some() || config.user_timeout.is_some()
 }
@@ -183,6 +189,36 @@ mod tests {
         Config::default().user_timeout(Some(Duration::from_millis(3500))),
         |s| s.tcp_user_timeout().unwrap() == Some(Duration::from_millis(3500))
     );
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_listener_that_stopped_new_handshakes_keeps_its_backlog() {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let mut before = std::net::TcpStream::connect(addr).unwrap();
+        stop_new_handshakes(&SockRef::from(&l)).unwrap();
+        let l = mio::net::TcpListener::from_std(l);
+        // A new client's SYN is dropped: its connect neither completes nor fails.
+        let late = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300));
+        assert!(
+            matches!(&late, Err(e) if e.kind() == io::ErrorKind::TimedOut),
+            "{late:?}"
+        );
+        // The one in the backlog is accepted and talks as usual.
+        let (mut s, _) = l.accept().unwrap();
+        before.write_all(b"ping").unwrap();
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"ping");
+        // Closing the listener answers the dropped client's retry with a reset.
+        drop(l);
+        let refused = std::net::TcpStream::connect(addr);
+        assert!(
+            matches!(&refused, Err(e) if e.kind() == io::ErrorKind::ConnectionRefused),
+            "{refused:?}"
+        );
+    }
 
     #[test]
     fn default_config_sets_nothing() {

@@ -48,3 +48,10 @@ pub(crate) fn set_keepalive(sock: &SockRef<'_>, k: &Keepalive) -> io::Result<()>
     }
     sock.set_tcp_keepalive(&params)
 }
+
+/// No socket filters here: a drain accepts the backlog and closes the
+/// listener, and a client completing its handshake in that instant may be
+/// reset.
+pub(crate) fn stop_new_handshakes(_sock: &SockRef<'_>) -> io::Result<()> {
+    Ok(())
+}
