@@ -115,8 +115,11 @@ pub trait Handler {
         let _ = conn;
     }
 
-    /// The timer set with [`Conn::set_timer`] is due. Once per `set_timer`;
-    /// only while the connection is open. Default: nothing.
+    /// The timer set with [`Conn::set_timer`] is due. Once per `set_timer`,
+    /// never before its time; only while the connection is open; never
+    /// after [`Conn::cancel_timer`] or a later `set_timer`, even when
+    /// another connection's `on_timer` earlier in the same turn made that
+    /// call. Default: nothing.
     fn on_timer(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
     }

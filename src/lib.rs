@@ -90,6 +90,25 @@
 //! `examples/proxy.rs` is a forwarding proxy built from these, and
 //! [`Conn::set_timer`] gives a handler callbacks of its own.
 //!
+//! # Time
+//!
+//! Every deadline a call arms counts from when the call was made: a
+//! connect's [`Config::connect_timeout`], [`Conn::set_timer`],
+//! [`Conn::set_deadline`], an idle timeout pushed back by bytes from the
+//! peer, [`Conn::close`]'s [`Config::close_timeout`], a drain's grace. The
+//! reactor reads the clock (milliseconds, monotonic) at such a call, so a
+//! call made after a long callback, or between two turns of
+//! [`Reactor::run_once`], is not cut short by time that passed before it.
+//! Deciding what is due uses the time read once per turn, which is never
+//! ahead of the true time: nothing fires early. A timer fires late by at
+//! most the length of the turn it falls due in, plus up to 1 ms of rounding.
+//!
+//! Callbacks are checked again when they are delivered: an
+//! [`on_timer`](Handler::on_timer) due in the same turn as another is not
+//! delivered if that other's callback cancelled it, re-armed it for later,
+//! or closed its connection, and nothing reaches a connection after its
+//! `on_close`.
+//!
 //! # Cost
 //!
 //! With the default [`Config`], a connection's life costs the syscalls a bare

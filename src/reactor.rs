@@ -560,7 +560,7 @@ impl<H: Handler> Reactor<H> {
                     | Command::Abort(id)
                     | Command::ShutdownWrite(id) => *id,
                 };
-                if self.table.cores.get(id).is_none() {
+                if self.table.cores.get_foreign(id).is_none() {
                     continue;
                 }
                 let mut conn = Conn {
@@ -689,8 +689,12 @@ impl<H: Handler> Reactor<H> {
         // Also clears a fired mark: a timer of this connection that came due
         // in a batch still being delivered must not reach whoever takes
         // the slot next.
-        self.wheel.cancel(id.index());
-        self.table.timers.cancel(id.index());
+        if !self.wheel.is_idle() {
+            self.wheel.cancel(id.index());
+        }
+        if !self.table.timers.is_idle() {
+            self.table.timers.cancel(id.index());
+        }
         // A reset when asked for, and whenever output we queued was never
         // sent: the peer must not take partial data for all of it.
         if core.st.has(Flag::ABORTIVE) || core.pending() > 0 {

@@ -56,6 +56,8 @@ pub(crate) struct Wheel {
     occupied: [u64; LEVELS],
     links: Vec<Link>,
     len: usize,
+    /// Keys marked fired and not yet taken or cleared.
+    fired: usize,
 }
 
 impl Wheel {
@@ -66,12 +68,20 @@ impl Wheel {
             occupied: [0; LEVELS],
             links: Vec::new(),
             len: 0,
+            fired: 0,
         }
     }
 
     /// Number of scheduled keys.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether nothing is scheduled and nothing fired waits for delivery:
+    /// then `cancel` has nothing to do.
+    #[inline]
+    pub(crate) fn is_idle(&self) -> bool {
+        self.len == 0 && self.fired == 0
     }
 
     /// The tick `key` is scheduled for, if it is.
@@ -95,6 +105,7 @@ impl Wheel {
         match self.links.get_mut(key) {
             Some(l) if l.slot == FIRED => {
                 l.slot = NIL;
+                self.fired -= 1;
                 true
             }
             _ => false,
@@ -110,6 +121,8 @@ impl Wheel {
         }
         if self.is_linked(key) {
             self.unlink(key);
+        } else if self.links[key].slot == FIRED {
+            self.fired -= 1;
         }
         self.links[key].at = at;
         self.link(key);
@@ -121,7 +134,10 @@ impl Wheel {
         if self.is_linked(key) {
             self.unlink(key);
         } else if let Some(l) = self.links.get_mut(key) {
-            l.slot = NIL;
+            if l.slot == FIRED {
+                l.slot = NIL;
+                self.fired -= 1;
+            }
         }
     }
 
@@ -192,6 +208,7 @@ impl Wheel {
             self.len -= 1;
             if self.links[k].at <= t {
                 self.links[k].slot = FIRED;
+                self.fired += 1;
                 expired.push(k);
             } else {
                 self.link(k);
@@ -342,6 +359,9 @@ mod tests {
             "the re-armed one is not early"
         );
         assert_eq!(fire(&mut w, 1_010), vec![2]);
+        assert!(!w.is_idle(), "a fired key waits for its delivery");
+        assert!(w.take_fired(2));
+        assert!(w.is_idle());
     }
 
     #[test]

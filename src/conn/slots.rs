@@ -90,11 +90,30 @@ impl<T> Slots<T> {
         })
     }
 
-    /// Whether `id` names a connection that is or was in these slots, in
-    /// its generation: not another reactor's, not stale.
+    /// Whether `id` was made by these slots (this reactor). Checked where an
+    /// id from outside comes in (`Conn::other`, `Handle` commands); every id
+    /// the reactor uses inside (tokens, its lists) is its own, so the lookups
+    /// below check only the generation.
+    #[inline]
+    pub(crate) fn owns(&self, id: ConnId) -> bool {
+        id.reactor == self.reactor
+    }
+
+    /// Whether `id`'s generation is the slot's current one: not stale.
     #[inline]
     fn is_current(&self, id: ConnId) -> bool {
-        id.reactor == self.reactor && self.gens.get(id.index as usize) == Some(&id.gen)
+        self.gens.get(id.index as usize) == Some(&id.gen)
+    }
+
+    /// The connection `id` names, if `id` is this reactor's and current:
+    /// for ids that come from outside.
+    #[inline]
+    pub(crate) fn get_foreign(&self, id: ConnId) -> Option<&T> {
+        if self.owns(id) {
+            self.get(id)
+        } else {
+            None
+        }
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -159,9 +178,6 @@ impl<T> Slots<T> {
 
     #[inline]
     pub(crate) fn remove(&mut self, id: ConnId) -> Option<T> {
-        if id.reactor != self.reactor {
-            return None;
-        }
         let g = self.gens.get_mut(id.index as usize)?;
         if *g != id.gen {
             return None;

@@ -60,10 +60,10 @@ fn slots_id_of_another_reactor_finds_nothing() {
     let (idb, _) = b.insert("b");
     assert_eq!(ida.index(), idb.index(), "same slot, same generation");
     assert_ne!(ida, idb);
-    assert_eq!(b.get(ida), None);
-    assert_eq!(b.get_mut(ida), None);
-    assert_eq!(b.remove(ida), None);
-    assert_eq!(b.get(idb), Some(&"b"));
+    assert!(!b.owns(ida));
+    assert_eq!(b.get_foreign(ida), None);
+    assert_eq!(b.get_foreign(idb), Some(&"b"));
+    assert_eq!(a.get_foreign(ida), Some(&"a"));
 }
 
 #[test]

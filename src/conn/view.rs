@@ -363,7 +363,7 @@ impl Conn<'_> {
             .set_idle_timeout(ms, || clock.now());
     }
 
-    /// Sets a one-shot deadline `after` from now, replacing any earlier one.
+    /// Sets a one-shot deadline `after` from this call, replacing any earlier one.
     /// Bytes arriving do not extend it. When it passes, the connection closes
     /// with [`CloseReason::Deadline`]. This is what stops a slowloris peer
     /// that trickles bytes to dodge an idle timeout.
@@ -411,8 +411,9 @@ impl Conn<'_> {
     }
 
     /// Asks for [`Handler::on_timer`](crate::Handler::on_timer) once, `after`
-    /// from now (to the millisecond, never early), replacing an earlier
-    /// timer of this connection. For heartbeats, retries, protocol timeouts:
+    /// from this call (to the millisecond, never early, however long the
+    /// callback ran before it), replacing an earlier timer of this
+    /// connection, even one that is due in this very turn. For heartbeats, retries, protocol timeouts:
     /// it closes nothing by itself. Arming, re-arming and cancelling are
     /// O(1) on the reactor's timer wheel, with no allocation once the wheel
     /// has room for this connection's slot.
@@ -428,10 +429,13 @@ impl Conn<'_> {
         self.table.timers.schedule(self.id.index(), at);
     }
 
-    /// Cancels the timer set with [`set_timer`](Conn::set_timer), if any.
-    /// Any phase.
+    /// Cancels the timer set with [`set_timer`](Conn::set_timer), if any,
+    /// even one that fell due in this turn and was not delivered yet (an
+    /// earlier `on_timer` of the same turn cancelling another's). Any phase.
     pub fn cancel_timer(&mut self) {
-        self.table.timers.cancel(self.id.index());
+        if !self.table.timers.is_idle() {
+            self.table.timers.cancel(self.id.index());
+        }
     }
 
     /// Another connection of this reactor, by id, to write to, close, abort,
@@ -485,7 +489,7 @@ impl Conn<'_> {
     /// ```
     pub fn other(&mut self, id: ConnId) -> Option<Conn<'_>> {
         if id != self.id {
-            self.table.cores.get(id)?;
+            self.table.cores.get_foreign(id)?;
             self.table.touched.push(id);
         }
         Some(Conn {

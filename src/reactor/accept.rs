@@ -136,6 +136,7 @@ impl<H: Handler> Reactor<H> {
         Ok(bound)
     }
 
+    #[inline]
     pub(super) fn accept_all(&mut self) {
         self.accept_retry_at = None;
         for li in 0..self.listeners.len() {
@@ -301,9 +302,11 @@ impl<H: Handler> Reactor<H> {
             |h, c| h.on_open(c),
         );
         self.after(id);
-        // Taken in while a drain settles its listeners, or handed off by a
-        // group's acceptor from its backlog: served, and told of the drain.
-        self.joined_drain(id);
+        if self.drain.is_some() {
+            // Taken in while a drain settles its listeners, or handed off by
+            // a group's acceptor from its backlog: served, and told of it.
+            self.joined_drain(id);
+        }
         Some(id)
     }
 }
