@@ -4,13 +4,14 @@
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::conn::ConnId;
+use crate::ctx::Ctx;
 use crate::handle::{Handle, Stats};
 use crate::handler::Handler;
 use crate::reactor::{DrainReport, Reactor};
@@ -56,6 +57,8 @@ pub struct GroupHandle {
     /// Tells the hand-off acceptor to stop: [`RUN`], [`STOP_DRAIN`] (hand
     /// off what is in the backlog first) or [`STOP_NOW`].
     acceptor_stop: Arc<AtomicU8>,
+    /// The worker the next [`GroupHandle::connect`] goes to (round robin).
+    next_connect: Arc<AtomicUsize>,
 }
 
 impl GroupHandle {
@@ -87,6 +90,45 @@ impl GroupHandle {
         if let Some(h) = self.workers.get(conn.worker) {
             h.close(conn.id);
         }
+    }
+
+    /// Runs `f` on worker `worker`'s thread ([`Handle::run`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::run`]; `ErrorKind::InvalidInput` also for a worker that
+    /// does not exist.
+    pub fn run<H: Handler>(
+        &self,
+        worker: usize,
+        f: impl FnOnce(&mut Ctx<'_, H>) + Send + 'static,
+    ) -> io::Result<()> {
+        match self.workers.get(worker) {
+            Some(h) => h.run(f),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "GroupHandle::run: no worker {worker} (the group has {})",
+                    self.workers.len()
+                ),
+            )),
+        }
+    }
+
+    /// Opens a connection from any thread ([`Handle::connect`]), on the
+    /// workers in turn; returns the index of the worker that got it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Handle::connect`].
+    pub fn connect<H: Handler>(
+        &self,
+        addr: SocketAddr,
+        make: impl FnOnce() -> H + Send + 'static,
+    ) -> io::Result<usize> {
+        let worker = self.next_connect.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+        self.workers[worker].connect(addr, make)?;
+        Ok(worker)
     }
 
     /// Resets `conn` on the worker that owns it ([`Handle::abort`]).
@@ -296,6 +338,7 @@ impl Group {
         let handle = GroupHandle {
             workers: Arc::new(handles),
             acceptor_stop: Arc::new(AtomicU8::new(RUN)),
+            next_connect: Arc::new(AtomicUsize::new(0)),
         };
         let acceptor = match handoff_listener {
             Some(l) => {

@@ -1,11 +1,15 @@
 //! [`Handle`]: reaches a reactor from anywhere, through a `mio::Waker`.
 
+use std::any::{Any, TypeId};
 use std::fmt;
+use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::conn::ConnId;
+use crate::ctx::Ctx;
+use crate::handler::Handler;
 
 const NO_DRAIN: u64 = u64::MAX;
 
@@ -17,7 +21,12 @@ pub(crate) enum Command {
     ShutdownWrite(ConnId),
     /// A connection accepted elsewhere (a group's hand-off acceptor).
     Adopt(std::net::TcpStream, std::net::SocketAddr),
+    /// A [`Task`] of the reactor's handler type, boxed as `Any`.
+    Task(Box<dyn Any + Send>),
 }
+
+/// A closure sent to run on the reactor's thread ([`Handle::run`]).
+pub(crate) type Task<H> = Box<dyn FnOnce(&mut Ctx<'_, H>) + Send>;
 
 /// A reactor's counts, published once per turn: readable from any thread
 /// with [`Handle::stats`], and from the reactor with
@@ -51,6 +60,8 @@ pub(crate) struct Shared {
     /// A wake is already on its way.
     woken: AtomicBool,
     queue: Mutex<Vec<Command>>,
+    /// The reactor's handler type: tasks are closures over a `Ctx` of it.
+    handler_type: (TypeId, &'static str),
     /// The reactor has stopped (shut down, drained, or dropped): commands
     /// are dropped, not queued. Changed and read under `queue`'s lock.
     stopped: AtomicBool,
@@ -99,7 +110,7 @@ impl fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub(crate) fn new(waker: mio::Waker) -> Handle {
+    pub(crate) fn new(waker: mio::Waker, handler_type: (TypeId, &'static str)) -> Handle {
         Handle {
             shared: Arc::new(Shared {
                 waker,
@@ -113,6 +124,7 @@ impl Handle {
                 polling: AtomicBool::new(false),
                 woken: AtomicBool::new(false),
                 queue: Mutex::new(Vec::new()),
+                handler_type,
                 stopped: AtomicBool::new(false),
                 feeders: AtomicU64::new(0),
             }),
@@ -199,17 +211,98 @@ impl Handle {
     }
 
     /// The reactor stopped (it shut down, a drain ended, or it was dropped):
-    /// from now on commands are dropped, and those still queued go now.
-    pub(crate) fn stopped(&self) {
+    /// from now on commands are dropped. Returns those still queued, for the
+    /// reactor to settle (a task still runs, its connects refused).
+    pub(crate) fn stopped(&self) -> Vec<Command> {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        let dropped = {
-            let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-            self.shared.stopped.store(true, Ordering::SeqCst);
-            std::mem::take(&mut *q)
-        };
-        if !dropped.is_empty() {
-            log::debug!("reactor stopped: {} commands dropped", dropped.len());
+        let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+        self.shared.stopped.store(true, Ordering::SeqCst);
+        std::mem::take(&mut *q)
+    }
+
+    /// Runs `f` on the reactor's thread, with a [`Ctx`]: from any thread,
+    /// in order with this handle's other commands (`write`, `close`, ...),
+    /// and with the commands of other threads in the order they were
+    /// queued. `H` is the reactor's handler type.
+    ///
+    /// A task queued before the reactor stopped still runs (its connects
+    /// are refused, and [`Ctx::connect_or_report`] reports that to the
+    /// handler); one asked for after is refused here.
+    ///
+    /// # Errors
+    ///
+    /// - `ErrorKind::NotConnected`: the reactor has stopped
+    ///   ([`is_shutdown`](Handle::is_shutdown)); `f` is dropped;
+    /// - `ErrorKind::InvalidInput`: the reactor's handlers are not of type
+    ///   `H`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::<Quiet>::new()?;
+    /// let handle = reactor.handle();
+    /// std::thread::spawn(move || {
+    ///     handle
+    ///         .run(|ctx: &mut hangup::Ctx<'_, Quiet>| {
+    ///             println!("{} open", ctx.stats().connections);
+    ///             ctx.handle().shutdown();
+    ///         })
+    ///         .unwrap();
+    /// });
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run<H: Handler>(
+        &self,
+        f: impl FnOnce(&mut Ctx<'_, H>) + Send + 'static,
+    ) -> io::Result<()> {
+        let (id, name) = self.shared.handler_type;
+        if TypeId::of::<H>() != id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "Handle::run: the reactor's handlers are {name}, not {}",
+                    std::any::type_name::<H>()
+                ),
+            ));
         }
+        let task: Task<H> = Box::new(f);
+        if self.push(Command::Task(Box::new(task))) {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "Handle::run: the reactor has stopped",
+            ))
+        }
+    }
+
+    /// Opens a connection from any thread: on the reactor's thread, `make`
+    /// builds the handler and the connect starts, with the contract of
+    /// [`Reactor::connect`](crate::Reactor::connect): `on_open` once
+    /// connected, or only `on_close(ConnectFailed(e))`, also when no socket
+    /// could be made or the reactor stopped before it got to it.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Handle::run): the reactor has stopped (nothing was made),
+    /// or its handlers are not of type `H`.
+    pub fn connect<H: Handler>(
+        &self,
+        addr: std::net::SocketAddr,
+        make: impl FnOnce() -> H + Send + 'static,
+    ) -> io::Result<()> {
+        self.run(move |ctx: &mut Ctx<'_, H>| {
+            ctx.connect_or_report(addr, make());
+        })
     }
 
     /// A thread that hands connections to this reactor starts.
@@ -237,7 +330,7 @@ impl Handle {
     /// reactor has stopped ([`is_shutdown`](Handle::is_shutdown)): nothing is
     /// queued then.
     pub fn write(&self, id: ConnId, data: Vec<u8>) {
-        self.push(Command::Write(id, data));
+        let _ = self.push(Command::Write(id, data));
     }
 
     /// Closes connection `id` gracefully, as [`Conn::close`](crate::Conn::close)
@@ -245,14 +338,14 @@ impl Handle {
     /// `id` is closed or another reactor's, and once the reactor has stopped
     /// ([`is_shutdown`](Handle::is_shutdown)).
     pub fn close(&self, id: ConnId) {
-        self.push(Command::Close(id));
+        let _ = self.push(Command::Close(id));
     }
 
     /// Resets connection `id`, as [`Conn::abort`](crate::Conn::abort) would.
     /// Ignored if `id` is closed or another reactor's, and once the reactor
     /// has stopped ([`is_shutdown`](Handle::is_shutdown)).
     pub fn abort(&self, id: ConnId) {
-        self.push(Command::Abort(id));
+        let _ = self.push(Command::Abort(id));
     }
 
     /// The reactor's counts as of its last turn; from any thread.
@@ -278,7 +371,7 @@ impl Handle {
     /// `Reactor::adopt_with`.
     pub(crate) fn hand_off(&self, stream: std::net::TcpStream, peer: std::net::SocketAddr) {
         self.shared.handed_off.fetch_add(1, Ordering::SeqCst);
-        self.push(Command::Adopt(stream, peer));
+        let _ = self.push(Command::Adopt(stream, peer));
     }
 
     /// Hand-offs not yet adopted.
@@ -296,10 +389,12 @@ impl Handle {
     /// if `id` is closed or another reactor's, and once the reactor has
     /// stopped ([`is_shutdown`](Handle::is_shutdown)).
     pub fn shutdown_write(&self, id: ConnId) {
-        self.push(Command::ShutdownWrite(id));
+        let _ = self.push(Command::ShutdownWrite(id));
     }
 
-    fn push(&self, cmd: Command) {
+    /// Queues `cmd` and wakes the loop; false (and `cmd` dropped) if the
+    /// reactor has stopped.
+    fn push(&self, cmd: Command) -> bool {
         {
             let mut q = self.shared.queue.lock().unwrap_or_else(|p| p.into_inner());
             if self.shared.stopped.load(Ordering::SeqCst) {
@@ -308,7 +403,7 @@ impl Handle {
                 if let Command::Adopt(..) = cmd {
                     self.adopted(1);
                 }
-                return;
+                return false;
             }
             q.push(cmd);
         }
@@ -324,6 +419,7 @@ impl Handle {
                 log::error!("waking the reactor failed: {e}");
             }
         }
+        true
     }
 
     /// Whether commands or a shutdown wait for the loop. One atomic load.

@@ -2,6 +2,7 @@
 
 use crate::close::CloseReason;
 use crate::conn::Conn;
+use crate::ctx::Ctx;
 
 /// One value per connection: made by the listener's factory when a peer is
 /// accepted, or given to [`Reactor::connect`](crate::Reactor::connect) /
@@ -53,7 +54,7 @@ use crate::conn::Conn;
 /// reactor.listen("127.0.0.1:0".parse().unwrap(), |_peer| Echo)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub trait Handler {
+pub trait Handler: 'static {
     /// Once, after the connection is registered with the reactor.
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         let _ = conn;
@@ -128,4 +129,45 @@ pub trait Handler {
     /// `on_open`, and every outbound connect, failed or not), and the last
     /// call it gets.
     fn on_close(&mut self, reason: CloseReason);
+
+    /// The close, with a context to act from: reconnect
+    /// ([`Ctx::connect`]), pass the end on to another connection
+    /// ([`Ctx::conn`]), set a reactor timer (a backoff). The reactor calls
+    /// this one; its default calls [`on_close`](Handler::on_close), so a
+    /// handler overrides one or the other. Still exactly once, and the last
+    /// call.
+    ///
+    /// While the reactor stops (shutdown, or a drain's deadline) connects
+    /// from here are refused ([`Ctx::is_stopping`]).
+    ///
+    /// # Examples
+    ///
+    /// A client that reconnects after a failure, 100 ms later:
+    ///
+    /// ```
+    /// # #![allow(dead_code)]
+    /// use std::net::SocketAddr;
+    /// use std::time::Duration;
+    /// use hangup::{CloseReason, Conn, Ctx, Handler};
+    ///
+    /// struct Client { addr: SocketAddr }
+    /// impl Handler for Client {
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    ///     fn on_close_with(&mut self, reason: CloseReason, ctx: &mut Ctx<'_, Self>) {
+    ///         println!("closed: {reason}; again in 100 ms");
+    ///         let addr = self.addr;
+    ///         ctx.set_timer(Duration::from_millis(100), move |ctx| {
+    ///             ctx.connect_or_report(addr, Client { addr });
+    ///         });
+    ///     }
+    /// }
+    /// ```
+    fn on_close_with(&mut self, reason: CloseReason, ctx: &mut Ctx<'_, Self>)
+    where
+        Self: Sized,
+    {
+        let _ = ctx;
+        self.on_close(reason);
+    }
 }

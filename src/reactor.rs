@@ -18,6 +18,9 @@ use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
 use crate::connect::Queue;
+#[cfg(doc)]
+use crate::ctx::Ctx;
+use crate::ctx::Timers;
 use crate::handle::{Command, Handle, Stats};
 use crate::handler::Handler;
 use crate::sys;
@@ -29,6 +32,7 @@ mod drain;
 #[cfg(test)]
 mod model;
 mod outbound;
+mod tasks;
 
 use dispatch::{deliver, read_ready, write_ready};
 
@@ -100,6 +104,8 @@ pub struct Reactor<H: Handler> {
     commands: Vec<Command>,
     /// Handlers of outbound connects waiting to be attached.
     connects: Rc<Queue<H>>,
+    /// The reactor's own timers ([`Reactor::set_timer`], [`Ctx::set_timer`]).
+    timers: Timers<H>,
     /// Whether accepted sockets get any option set (else no syscall at all).
     socket_options: bool,
     spare_fd: Option<std::fs::File>,
@@ -130,7 +136,7 @@ impl<H: Handler> fmt::Debug for Reactor<H> {
 }
 
 /// Calls `f`, catching a panic. `None` if it panicked.
-fn guarded<R>(what: &str, id: ConnId, f: impl FnOnce() -> R) -> Option<R> {
+fn guarded<R>(what: &str, id: impl fmt::Display, f: impl FnOnce() -> R) -> Option<R> {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(p) => {
@@ -139,7 +145,7 @@ fn guarded<R>(what: &str, id: ConnId, f: impl FnOnce() -> R) -> Option<R> {
                 .copied()
                 .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
                 .unwrap_or("non-string payload");
-            log::error!("conn {id}: handler panicked in {what}: {msg}");
+            log::error!("{id}: panicked in {what}: {msg}");
             None
         }
     }
@@ -171,7 +177,8 @@ impl<H: Handler> Reactor<H> {
         let waker = Waker::new(poll.registry(), WAKER)?;
         let spare_fd = open_spare().ok();
         let reserved = config.max_connections.min(MAX_RESERVED_SLOTS);
-        let env = Env::new(config, Handle::new(waker));
+        let handler_type = (std::any::TypeId::of::<H>(), std::any::type_name::<H>());
+        let env = Env::new(config, Handle::new(waker, handler_type));
         Ok(Reactor {
             events: Some(Events::with_capacity(env.config.events_capacity)),
             poll,
@@ -185,6 +192,7 @@ impl<H: Handler> Reactor<H> {
                 waiting: RefCell::new(Vec::new()),
             }),
             env,
+            timers: Timers::new(),
             wheel: Wheel::new(),
             expired: Vec::new(),
             ready: VecDeque::new(),
@@ -285,6 +293,9 @@ impl<H: Handler> Reactor<H> {
         if self.table.timers.len() != 0 {
             self.run_handler_timers();
         }
+        if self.timers.wheel.len() != 0 {
+            self.run_reactor_timers();
+        }
         if self.env.handle.needs_attention() {
             self.run_commands();
             if !self.check_shutdown() {
@@ -376,6 +387,7 @@ impl<H: Handler> Reactor<H> {
         let next = [
             self.wheel.next_tick(),
             self.table.timers.next_tick(),
+            self.timers.wheel.next_tick(),
             self.accept_retry_at,
             self.drain
                 .as_ref()
@@ -413,7 +425,7 @@ impl<H: Handler> Reactor<H> {
             // Nothing is left: the drain is over too.
             drain.report.done = true;
         }
-        self.env.handle.stopped();
+        self.stopped();
         true
     }
 
@@ -555,6 +567,12 @@ impl<H: Handler> Reactor<H> {
                         }
                         continue;
                     }
+                    Command::Task(..) => {
+                        if let Command::Task(task) = cmd {
+                            self.run_task(task);
+                        }
+                        continue;
+                    }
                     Command::Write(id, _)
                     | Command::Close(id)
                     | Command::Abort(id)
@@ -573,7 +591,7 @@ impl<H: Handler> Reactor<H> {
                     Command::Close(_) => conn.close(),
                     Command::Abort(_) => conn.abort(),
                     Command::ShutdownWrite(_) => conn.shutdown_write(),
-                    Command::Adopt(..) => unreachable!("handled above"),
+                    Command::Adopt(..) | Command::Task(..) => unreachable!("handled above"),
                 }
                 self.settle(id);
             }
@@ -717,7 +735,12 @@ impl<H: Handler> Reactor<H> {
         self.closed += 1;
         let handler = self.handlers.get_mut(id.index()).and_then(Option::take);
         if let Some(mut handler) = handler {
-            guarded("on_close", id, || handler.on_close(reason));
+            let stopping = self.is_stopping();
+            let mut ctx = self.ctx(stopping);
+            guarded("on_close", id, || handler.on_close_with(reason, &mut ctx));
+            if !self.table.touched.is_empty() || !self.table.started.is_empty() {
+                self.after_callbacks();
+            }
         }
     }
 }
@@ -726,7 +749,8 @@ impl<H: Handler> Drop for Reactor<H> {
     /// Every connection still open gets `on_close(CloseReason::Shutdown)`.
     fn drop(&mut self) {
         // Handles that outlive the reactor say so and queue nothing.
-        self.env.handle.stopped();
+        self.shut_down = true;
+        self.stopped();
         if self.table.cores.len() > 0 {
             self.close_all();
         }

@@ -190,8 +190,14 @@ impl<H: Handler> Reactor<H> {
                 log::debug!("drained: {:?}", drain.report);
             }
             self.shut_down = true;
-            self.env.handle.stopped();
+            self.stopped();
         }
+    }
+
+    /// Whether the reactor is stopping: shut down, or a drain past its
+    /// deadline. Connects from callbacks are refused then.
+    pub(super) fn is_stopping(&self) -> bool {
+        self.shut_down || self.drain.as_ref().is_some_and(|d| d.forcing)
     }
 
     /// A shutdown during a drain counts what it closes as forced.

@@ -33,8 +33,11 @@ impl<H: Handler> Reactor<H> {
     ///
     /// # Errors
     ///
-    /// No socket could be made (out of descriptors): `handler` is dropped
-    /// without a callback.
+    /// - no socket could be made (out of descriptors);
+    /// - `ErrorKind::NotConnected`: the reactor has stopped (after
+    ///   [`Handle::shutdown`](crate::Handle::shutdown), or a drain ended).
+    ///
+    /// Either way `handler` is dropped without a callback.
     ///
     /// # Examples
     ///
@@ -65,6 +68,12 @@ impl<H: Handler> Reactor<H> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
+        if self.shut_down {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "Reactor::connect: the reactor has stopped",
+            ));
+        }
         let id = self.table.start_connect(addr, &self.env)?;
         self.connects.waiting.borrow_mut().push((id, handler));
         self.after_callbacks();
