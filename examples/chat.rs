@@ -4,8 +4,9 @@
 //! Run it, then connect several clients:
 //!
 //! ```text
-//! cargo run --example chat             # listens on 127.0.0.1:7001
-//! nc 127.0.0.1 7001                    # in two or three terminals
+//! cargo run --example chat             # listens on 127.0.0.1:7004
+//! cargo run --example chat -- 7005     # another port
+//! nc 127.0.0.1 7004                    # in two or three terminals
 //! cargo run --example chat -- --demo   # self-check: three clients, then exit
 //! ```
 //!
@@ -81,13 +82,18 @@ impl Handler for Member {
 
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let demo = std::env::args().nth(1).as_deref() == Some("--demo");
+    let arg = std::env::args().nth(1);
+    let demo = arg.as_deref() == Some("--demo");
     let mut reactor = Reactor::new()?;
     let room = Rc::new(RefCell::new(Room {
         members: BTreeMap::new(),
         handle: reactor.handle(),
     }));
-    let port = if demo { 0 } else { 7001 };
+    let port: u16 = match arg.as_deref() {
+        Some("--demo") => 0,
+        Some(p) => p.parse().expect("usage: chat [PORT | --demo]"),
+        None => 7004,
+    };
     let addr = reactor.listen(([127, 0, 0, 1], port).into(), move |peer: SocketAddr| {
         Member {
             room: room.clone(),

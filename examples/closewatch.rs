@@ -117,7 +117,10 @@ const MODES: [Mode; 10] = [
 ];
 
 fn main() -> std::io::Result<()> {
-    common::init_log();
+    // The Panic row's handler panics on purpose, and the reactor logs what it
+    // caught at ERROR: not shown unless asked for (RUST_LOG=hangup=debug),
+    // so that a first run does not open with an error it meant to cause.
+    common::init_log_with_default("error,hangup::reactor=off");
     // Panics in the Panic scenario are caught by the reactor; keep the default
     // hook's message short.
     std::panic::set_hook(Box::new(|info| {

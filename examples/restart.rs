@@ -80,7 +80,7 @@ fn main() -> io::Result<()> {
     io::stdout().flush()?;
 
     let mut draining = false;
-    while !reactor.is_shut_down() {
+    while !reactor.is_shutdown() {
         reactor.run_once(Some(Duration::from_millis(50)))?;
         if hup.swap(false, Ordering::SeqCst) && !draining {
             match hand_over(&mut reactor) {

@@ -102,7 +102,8 @@ impl Config {
         self
     }
 
-    /// TCP keepalive on every accepted connection. Default: `None` (off).
+    /// TCP keepalive on every connection, accepted and outbound. Default:
+    /// `None` (off).
     ///
     /// A peer that vanished while the connection was idle is reported as
     /// [`CloseReason::TimedOut`](crate::CloseReason::TimedOut) about
@@ -122,7 +123,7 @@ impl Config {
         self
     }
 
-    /// `TCP_USER_TIMEOUT` on every accepted connection, where the OS has it
+    /// `TCP_USER_TIMEOUT` on every connection (accepted and outbound), where the OS has it
     /// (Linux, Android; a no-op elsewhere). Default: `None`.
     ///
     /// When output stays unacknowledged for this long, the kernel gives up and

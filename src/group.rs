@@ -273,7 +273,7 @@ impl Group {
         } else {
             workers
         };
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        let named = |e: io::Error| crate::error::named(format!("listen on {addr}"), e);
         let backlog = config.listen_backlog;
         let mut feeds = Vec::with_capacity(workers);
         let mut handoff_listener = None;

@@ -176,8 +176,8 @@
 //!
 //! # What hangup does not do (yet)
 //!
-//! - A [`Group`] does not pin its workers to CPUs, and does not move a
-//!   connection between workers once it is accepted.
+//! - A [`Group`] does not move a connection between workers once it is
+//!   accepted (pinning workers to CPUs needs the `pin` feature).
 //! - Passing listeners to another process for a restart (`SCM_RIGHTS`, or
 //!   inheritance across `exec`) is up to the program: the reactor hands them
 //!   out ([`Reactor::take_listeners`]) and adopts them ([`Reactor::listen_std`]).
@@ -215,6 +215,7 @@ mod config;
 mod conn;
 mod connect;
 mod ctx;
+mod error;
 mod group;
 mod handle;
 mod handler;
@@ -227,6 +228,7 @@ pub use config::{Config, Keepalive};
 pub use conn::{Conn, ConnId};
 pub use connect::Connector;
 pub use ctx::{Ctx, TimerId};
+pub use error::raw_os_error;
 pub use group::{Balance, Group, GroupConnId, GroupHandle};
 pub use handle::{Handle, Stats};
 pub use handler::Handler;

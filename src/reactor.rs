@@ -375,7 +375,14 @@ impl<H: Handler> Reactor<H> {
         &self.env.config
     }
 
-    /// Whether the reactor has shut down (after [`Handle::shutdown`]).
+    /// Whether the reactor has stopped: after [`Handle::shutdown`], or once
+    /// a drain ended. The same as [`Handle::is_shutdown`], spelled the same.
+    pub fn is_shutdown(&self) -> bool {
+        self.shut_down
+    }
+
+    /// The former spelling of [`is_shutdown`](Reactor::is_shutdown).
+    #[deprecated(since = "0.2.0", note = "spelled `is_shutdown`, as on `Handle`")]
     pub fn is_shut_down(&self) -> bool {
         self.shut_down
     }

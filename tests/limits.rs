@@ -70,6 +70,13 @@ fn failed_listen_names_the_address() {
     let err = r2.listen(addr, |_| Nop).expect_err("address in use");
     assert_eq!(err.kind(), ErrorKind::AddrInUse);
     assert!(err.to_string().contains(&addr.to_string()), "{err}");
+    // The OS error stays reachable: EADDRINUSE, told apart from EMFILE.
+    #[cfg(target_os = "linux")]
+    assert_eq!(hangup::raw_os_error(&err), Some(98), "{err:?}");
+    let source = std::error::Error::source(err.get_ref().expect("a payload"));
+    assert!(source
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some());
     // An address this machine does not have.
     let err = r2
         .listen("192.0.2.1:80".parse().unwrap(), |_| Nop)

@@ -272,7 +272,7 @@ fn drain_serves_clients_already_in_the_backlog() {
     let mut client = util::connect(addr);
     client.write_all(b"request\n").unwrap();
     r.handle().drain(Duration::from_secs(1));
-    drive(&mut r, "the drain to end", |r| r.is_shut_down());
+    drive(&mut r, "the drain to end", |r| r.is_shutdown());
     let mut got = Vec::new();
     let read = client.read_to_end(&mut got);
     println!(

@@ -71,5 +71,5 @@ fn run_once_after_shutdown_returns_at_once() {
     reactor.run_once(Some(Duration::from_secs(5))).unwrap();
     reactor.run().unwrap();
     assert!(t.elapsed() < Duration::from_secs(2));
-    assert!(reactor.is_shut_down());
+    assert!(reactor.is_shutdown());
 }

@@ -9,7 +9,10 @@ pub mod vanish;
 mod logging;
 
 /// Prints the library's `log` records to stderr, filtered by `RUST_LOG`.
+#[allow(unused_imports)]
 pub use logging::init as init_log;
+#[allow(unused_imports)]
+pub use logging::init_with_default as init_log_with_default;
 
 /// One row of closewatch's table.
 pub struct Row {

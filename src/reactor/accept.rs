@@ -9,6 +9,7 @@ use mio::{Interest, Token};
 
 use super::{deliver, guarded, open_spare, Factory, Listener, Reactor, ACCEPT_RETRY};
 use crate::conn::{ticks, ConnId, Core, State, LISTENER_BIT};
+use crate::error::named;
 use crate::handler::Handler;
 use crate::sys;
 
@@ -27,7 +28,7 @@ impl<H: Handler> Reactor<H> {
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {addr}: {e}"));
+        let named = |e: io::Error| named(format!("listen on {addr}"), e);
         self.hold_spare(&addr.to_string())?;
         let sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
         self.add_listener(sock, Box::new(factory))
@@ -72,7 +73,7 @@ impl<H: Handler> Reactor<H> {
         let at = listener
             .local_addr()
             .map_or_else(|_| "an adopted listener".to_string(), |a| a.to_string());
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {at}: {e}"));
+        let named = |e: io::Error| named(format!("listen on {at}"), e);
         listener.set_nonblocking(true).map_err(named)?;
         self.hold_spare(&at)?;
         self.add_listener(mio::net::TcpListener::from_std(listener), Box::new(factory))
@@ -106,9 +107,9 @@ impl<H: Handler> Reactor<H> {
             // Without it, peers that arrive while descriptors are exhausted
             // would wait unanswered in the backlog (see `out_of_descriptors`).
             self.spare_fd = Some(open_spare().map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("listen on {at}: no descriptor to hold in reserve for turning peers away when descriptors run out: {e}"),
+                named(
+                    format!("listen on {at}: no descriptor to hold in reserve for turning peers away when descriptors run out"),
+                    e,
                 )
             })?);
         }
@@ -121,7 +122,7 @@ impl<H: Handler> Reactor<H> {
         factory: Factory<H>,
     ) -> io::Result<SocketAddr> {
         let bound = sock.local_addr()?;
-        let named = |e: io::Error| io::Error::new(e.kind(), format!("listen on {bound}: {e}"));
+        let named = |e: io::Error| named(format!("listen on {bound}"), e);
         let token = Token(LISTENER_BIT | self.listeners.len());
         self.poll
             .registry()

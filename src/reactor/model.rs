@@ -266,7 +266,7 @@ fn execute(w: &World, steps: &[Step]) -> Vec<Ev> {
             Step::Advance(ms) => sh.clock.set(sh.now() + ms),
             Step::Turn => r.run_once(Some(Duration::ZERO)).unwrap(),
             Step::Callback(j, ops) => {
-                if is_closed(&sh, *j) || r.is_shut_down() {
+                if is_closed(&sh, *j) || r.is_shutdown() {
                     continue;
                 }
                 sh.scripts.borrow_mut().insert(*j, ops.clone());

@@ -9,3 +9,11 @@ pub fn init() {
         .is_test(cfg!(test))
         .try_init();
 }
+
+/// As [`init`], with `filter` when `RUST_LOG` is not set.
+#[allow(dead_code)]
+pub fn init_with_default(filter: &str) {
+    let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(filter))
+        .is_test(cfg!(test))
+        .try_init();
+}

@@ -209,7 +209,7 @@ impl Server {
                 connections: reactor.connection_count(),
                 rejected: reactor.rejected_count(),
                 closed: reactor.closed_count(),
-                shut_down: reactor.is_shut_down(),
+                shut_down: reactor.is_shutdown(),
             })
         });
         let (addr, handle) = ready_rx.recv_timeout(WAIT).expect("server started");

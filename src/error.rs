@@ -1,0 +1,96 @@
+//! Errors hangup wraps to say where they happened (`listen on ADDR: ...`),
+//! keeping the original reachable.
+
+use std::error::Error;
+use std::fmt;
+use std::io;
+
+/// An `io::Error` with what was being done (`listen on 127.0.0.1:80`).
+#[derive(Debug)]
+struct Named {
+    context: String,
+    source: io::Error,
+}
+
+impl fmt::Display for Named {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)
+    }
+}
+
+impl Error for Named {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// `e`, its message prefixed with `context`, its kind kept, and the
+/// original as the payload's [`source`](Error::source): [`raw_os_error`]
+/// finds its errno.
+pub(crate) fn named(context: impl fmt::Display, e: io::Error) -> io::Error {
+    io::Error::new(
+        e.kind(),
+        Named {
+            context: context.to_string(),
+            source: e,
+        },
+    )
+}
+
+/// The OS error code of `e`, or of the `io::Error` it wraps: hangup names
+/// the address in the errors it returns (`listen on 127.0.0.1:80:
+/// Address already in use`), which makes `e.raw_os_error()` itself `None`;
+/// the kind is kept as it was.
+///
+/// # Examples
+///
+/// ```
+/// use hangup::{CloseReason, Conn, Handler, Reactor};
+///
+/// struct Quiet;
+/// impl Handler for Quiet {
+///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+///     fn on_close(&mut self, _: CloseReason) {}
+/// }
+///
+/// let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+/// let mut reactor = Reactor::<Quiet>::new()?;
+/// let err = reactor.listen(taken.local_addr()?, |_| Quiet).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+/// assert!(err.to_string().starts_with("listen on 127.0.0.1:"));
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(hangup::raw_os_error(&err), Some(98)); // EADDRINUSE
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn raw_os_error(e: &io::Error) -> Option<i32> {
+    if let Some(code) = e.raw_os_error() {
+        return Some(code);
+    }
+    let mut cause = e.get_ref()?.source();
+    while let Some(c) = cause {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if let Some(code) = raw_os_error(io) {
+                return Some(code);
+            }
+        }
+        cause = c.source();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_keeps_kind_message_and_errno() {
+        let e = named("listen on 127.0.0.1:80", io::Error::from_raw_os_error(98));
+        assert_eq!(e.kind(), io::ErrorKind::AddrInUse);
+        assert!(e.to_string().starts_with("listen on 127.0.0.1:80: "), "{e}");
+        assert_eq!(e.raw_os_error(), None);
+        assert_eq!(raw_os_error(&e), Some(98));
+        let twice = named("outer", e);
+        assert_eq!(raw_os_error(&twice), Some(98));
+        assert_eq!(raw_os_error(&io::Error::other("no errno")), None);
+    }
+}
