@@ -53,13 +53,16 @@ impl Core {
 
     /// Writes queued output until done or the socket is full. Returns true
     /// when nothing is left queued.
-    pub(crate) fn flush(&mut self) -> bool {
+    pub(crate) fn flush(&mut self, sent: &mut u64) -> bool {
         let Some(out) = self.out.as_mut() else {
             return true;
         };
         while out.pos < out.buf.len() {
             match self.stream.write(&out.buf[out.pos..]) {
-                Ok(n) => out.pos += n,
+                Ok(n) => {
+                    out.pos += n;
+                    *sent += n as u64;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -92,7 +95,13 @@ impl Core {
 
     /// `Conn::write`: straight to the socket when nothing is queued and the
     /// connection is open, else queued (one copy).
-    pub(crate) fn write(&mut self, data: &[u8], max_write_buffer: usize, id: ConnId) {
+    pub(crate) fn write(
+        &mut self,
+        data: &[u8],
+        max_write_buffer: usize,
+        id: ConnId,
+        sent: &mut u64,
+    ) {
         if !self.st.accepts_writes() || data.is_empty() {
             return;
         }
@@ -100,8 +109,12 @@ impl Core {
         if self.out.is_none() && self.st.is_open() {
             loop {
                 match self.stream.write(data) {
-                    Ok(n) if n == data.len() => return,
+                    Ok(n) if n == data.len() => {
+                        *sent += n as u64;
+                        return;
+                    }
                     Ok(n) => {
+                        *sent += n as u64;
                         data = &data[n..];
                         // The kernel took part: it is most likely full now.
                         break;
@@ -230,6 +243,10 @@ pub(crate) struct Table {
     pub(crate) started: Vec<ConnId>,
     /// The handlers' own timers ([`Conn::set_timer`]), keyed by slot.
     pub(crate) timers: Wheel,
+    /// Bytes read from peers, and taken by the kernel from our output,
+    /// since the reactor was made (for its counters).
+    pub(crate) bytes_in: u64,
+    pub(crate) bytes_out: u64,
 }
 
 impl Table {
@@ -239,6 +256,8 @@ impl Table {
             touched: Vec::new(),
             started: Vec::new(),
             timers: Wheel::new(),
+            bytes_in: 0,
+            bytes_out: 0,
         }
     }
 

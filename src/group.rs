@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::conn::ConnId;
+use crate::counters::Counters;
 use crate::ctx::Ctx;
 use crate::handle::{Handle, Stats};
 use crate::handler::Handler;
@@ -161,6 +162,19 @@ impl GroupHandle {
         for h in self.workers.iter() {
             h.drain(grace);
         }
+    }
+
+    /// Each worker's [`Counters`], as of its last turn.
+    pub fn worker_counters(&self) -> Vec<Counters> {
+        self.workers.iter().map(Handle::counters).collect()
+    }
+
+    /// The group's [`Counters`]: the workers' summed. Each worker's part is
+    /// whole; the parts may be from turns a moment apart.
+    pub fn counters(&self) -> Counters {
+        self.worker_counters()
+            .iter()
+            .fold(Counters::default(), |a, b| a.add(b))
     }
 
     /// Each worker's counts, as of its last turn.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::conn::ConnId;
+use crate::counters::{Counters, Published};
 use crate::ctx::Ctx;
 use crate::handler::Handler;
 
@@ -47,9 +48,8 @@ pub(crate) struct Shared {
     /// The grace period of a drain asked for, in ms; `NO_DRAIN` if none.
     drain_ms: AtomicU64,
     /// The counts of the last turn (`Stats`).
-    connections: AtomicU64,
-    closed: AtomicU64,
-    rejected: AtomicU64,
+    /// The reactor's counters, published once per turn.
+    counters: Published,
     /// Connections handed off and not yet adopted.
     handed_off: AtomicU64,
     /// Commands are queued or shutdown was asked for: the loop must look.
@@ -116,9 +116,7 @@ impl Handle {
                 waker,
                 shutdown: AtomicBool::new(false),
                 drain_ms: AtomicU64::new(NO_DRAIN),
-                connections: AtomicU64::new(0),
-                closed: AtomicU64::new(0),
-                rejected: AtomicU64::new(0),
+                counters: Published::new(),
                 handed_off: AtomicU64::new(0),
                 attention: AtomicBool::new(false),
                 polling: AtomicBool::new(false),
@@ -350,20 +348,24 @@ impl Handle {
 
     /// The reactor's counts as of its last turn; from any thread.
     pub fn stats(&self) -> Stats {
+        let c = self.counters();
         Stats {
-            connections: self.shared.connections.load(Ordering::Relaxed),
-            closed: self.shared.closed.load(Ordering::Relaxed),
-            rejected: self.shared.rejected.load(Ordering::Relaxed),
+            connections: c.open,
+            closed: c.closed,
+            rejected: c.rejected(),
         }
     }
 
+    /// Everything the reactor counted ([`Counters`]), as of its last turn;
+    /// from any thread, without a lock. Each snapshot is whole: all of it
+    /// from the same turn.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters.load()
+    }
+
     /// Publishes the counts (the reactor, at the end of a turn).
-    pub(crate) fn publish(&self, s: Stats) {
-        self.shared
-            .connections
-            .store(s.connections, Ordering::Relaxed);
-        self.shared.closed.store(s.closed, Ordering::Relaxed);
-        self.shared.rejected.store(s.rejected, Ordering::Relaxed);
+    pub(crate) fn publish(&self, c: &Counters) {
+        self.shared.counters.store(c);
     }
 
     /// Gives the reactor a connection accepted elsewhere (a group's

@@ -18,6 +18,7 @@ use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
 use crate::connect::Queue;
+use crate::counters::Counters;
 #[cfg(doc)]
 use crate::ctx::Ctx;
 use crate::ctx::Timers;
@@ -114,8 +115,9 @@ pub struct Reactor<H: Handler> {
     drain: Option<drain::Drain>,
     /// Makes handlers for connections handed off by a group's acceptor.
     adopt_factory: Option<Factory<H>>,
-    rejected: u64,
-    closed: u64,
+    /// What this reactor counted ([`Reactor::counters`]); the byte counts
+    /// live in the table, where `Conn` writes.
+    counters: Counters,
     /// Hand-offs adopted (or refused) since the counts were last published.
     adopted_unpublished: u64,
     shut_down: bool,
@@ -201,8 +203,7 @@ impl<H: Handler> Reactor<H> {
             accept_retry_at: None,
             drain: None,
             adopt_factory: None,
-            rejected: 0,
-            closed: 0,
+            counters: Counters::default(),
             adopted_unpublished: 0,
             shut_down: false,
         })
@@ -313,7 +314,7 @@ impl<H: Handler> Reactor<H> {
     /// adopted this turn leave the pending count: a group's acceptor, which
     /// balances on open + pending, never sees them in neither.
     fn publish(&mut self) {
-        self.env.handle.publish(self.stats());
+        self.env.handle.publish(&self.counters());
         if self.adopted_unpublished != 0 {
             self.env.handle.adopted(self.adopted_unpublished);
             self.adopted_unpublished = 0;
@@ -327,9 +328,20 @@ impl<H: Handler> Reactor<H> {
     pub fn stats(&self) -> Stats {
         Stats {
             connections: self.table.cores.len() as u64,
-            closed: self.closed,
-            rejected: self.rejected,
+            closed: self.counters.closed,
+            rejected: self.counters.rejected(),
         }
+    }
+
+    /// Everything this reactor counted since it was made ([`Counters`]);
+    /// [`Handle::counters`] gives the same from any thread, as of the last
+    /// turn.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        c.open = self.table.cores.len() as u64;
+        c.bytes_in = self.table.bytes_in;
+        c.bytes_out = self.table.bytes_out;
+        c
     }
 
     /// A reactor whose clock reads `ms` (tests drive time by hand).
@@ -357,12 +369,12 @@ impl<H: Handler> Reactor<H> {
     /// Peers turned away at accept (past `max_connections`, out of
     /// descriptors, or a factory that panicked), since the reactor was made.
     pub fn rejected_count(&self) -> u64 {
-        self.rejected
+        self.counters.rejected()
     }
 
     /// Connections closed (that saw `on_close`) since the reactor was made.
     pub fn closed_count(&self) -> u64 {
-        self.closed
+        self.counters.closed
     }
 
     /// The addresses listened on.
@@ -722,7 +734,8 @@ impl<H: Handler> Reactor<H> {
         }
         // A reset when asked for, and whenever output we queued was never
         // sent: the peer must not take partial data for all of it.
-        if core.st.has(Flag::ABORTIVE) || core.pending() > 0 {
+        let unsent = core.pending() > 0;
+        if core.st.has(Flag::ABORTIVE) || unsent {
             if let Err(e) = sys::set_abortive(&core.stream) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
             }
@@ -739,7 +752,7 @@ impl<H: Handler> Reactor<H> {
             // the one just freed replaces it.
             self.spare_fd = open_spare().ok();
         }
-        self.closed += 1;
+        self.counters.count_close(&reason, unsent);
         let handler = self.handlers.get_mut(id.index()).and_then(Option::take);
         if let Some(mut handler) = handler {
             let stopping = self.is_stopping();

@@ -145,7 +145,13 @@ impl Conn<'_> {
     /// (output after our FIN was asked for could not go before it).
     pub fn write(&mut self, data: &[u8]) {
         let (id, max) = (self.id, self.env.config.max_write_buffer);
-        self.core().write(data, max, id);
+        let Table {
+            cores, bytes_out, ..
+        } = &mut *self.table;
+        cores
+            .get_mut(id)
+            .expect("a Conn names a live connection")
+            .write(data, max, id, bytes_out);
     }
 
     /// Bytes queued and not yet taken by the kernel. Any phase.

@@ -167,7 +167,7 @@ impl<H: Handler> Reactor<H> {
             };
             if self.table.cores.len() >= self.env.config.max_connections {
                 log::debug!("turning {peer} away: max_connections reached");
-                self.rejected += 1;
+                self.counters.rejected_limit += 1;
                 drop(stream);
                 continue;
             }
@@ -180,17 +180,17 @@ impl<H: Handler> Reactor<H> {
     pub(super) fn adopt(&mut self, stream: std::net::TcpStream, peer: SocketAddr) {
         self.adopted_unpublished += 1;
         if self.adopt_factory.is_none() || self.shut_down {
-            self.rejected += 1;
+            self.counters.rejected_other += 1;
             return;
         }
         if self.table.cores.len() >= self.env.config.max_connections {
             log::debug!("turning {peer} away: max_connections reached");
-            self.rejected += 1;
+            self.counters.rejected_limit += 1;
             return;
         }
         if let Err(e) = stream.set_nonblocking(true) {
             log::warn!("turning {peer} away: {e}");
-            self.rejected += 1;
+            self.counters.rejected_other += 1;
             return;
         }
         self.open(None, TcpStream::from_std(stream), peer);
@@ -229,7 +229,7 @@ impl<H: Handler> Reactor<H> {
         };
         self.spare_fd = open_spare().ok();
         if let Some(peer) = turned_away {
-            self.rejected += 1;
+            self.counters.rejected_descriptors += 1;
             log::warn!("accept on {addr}: {e}; turned {peer} away");
         }
         if self.spare_fd.is_none() {
@@ -257,7 +257,7 @@ impl<H: Handler> Reactor<H> {
         if self.socket_options {
             if let Err(e) = sys::apply_socket_options(&stream, &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
-                self.rejected += 1;
+                self.counters.rejected_other += 1;
                 return None;
             }
         }
@@ -268,7 +268,7 @@ impl<H: Handler> Reactor<H> {
             .register(&mut stream, id.token(), Interest::READABLE)
         {
             log::warn!("turning {peer} away: register failed: {e}");
-            self.rejected += 1;
+            self.counters.rejected_other += 1;
             return None;
         }
         let factory = match li {
@@ -276,7 +276,7 @@ impl<H: Handler> Reactor<H> {
             None => self.adopt_factory.as_mut().expect("checked by adopt"),
         };
         let Some(handler) = guarded("the factory", id, || factory(peer)) else {
-            self.rejected += 1;
+            self.counters.rejected_factory += 1;
             return None;
         };
         let idle_ms = self.env.idle_ms;
@@ -292,6 +292,7 @@ impl<H: Handler> Reactor<H> {
         };
         let (got, _) = self.table.cores.insert(core);
         debug_assert_eq!(got, id);
+        self.counters.accepted += 1;
         self.put_handler(id, handler);
         log::trace!("conn {id}: open from {peer}");
         deliver(

@@ -45,7 +45,7 @@ pub(super) fn write_ready<H: Handler>(
     let Some(core) = table.cores.get_mut(id) else {
         return;
     };
-    if !core.flush() {
+    if !core.flush(&mut table.bytes_out) {
         return;
     }
     match core.st.phase() {
@@ -90,6 +90,7 @@ pub(super) fn read_ready<H: Handler>(
         match classify_read(result) {
             ReadOutcome::Data(n) => {
                 total += n;
+                table.bytes_in += n as u64;
                 let hint = core.st.has(Flag::HUP_HINT);
                 if core.st.is_open() {
                     if core.st.has_idle_timeout() {

@@ -113,6 +113,7 @@ impl<H: Handler> Reactor<H> {
             outcome @ (ConnectOutcome::Connected | ConnectOutcome::ConnectedThenFailed(_)) => {
                 log::trace!("conn {id}: connected to {}", core.peer);
                 core.st.connected(env.clock.now());
+                self.counters.connected += 1;
                 deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
                 if let ConnectOutcome::ConnectedThenFailed(e) = outcome {
                     log::debug!("conn {id}: connected, then {e}");
@@ -144,6 +145,7 @@ impl<H: Handler> Reactor<H> {
     /// failure reaches `on_close` by the same path.
     pub(super) fn attach(&mut self, id: ConnId, handler: H) {
         self.put_handler(id, handler);
+        self.counters.connects_started += 1;
         if let Some(drain) = self.drain.as_mut() {
             // Told of the drain once connected (`connect_event`).
             drain.report.joined += 1;
