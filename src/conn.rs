@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::close::{reason_from_call_error, CloseReason};
 use crate::config::Config;
 use crate::handle::Handle;
+use crate::record::{LifecycleEvent as Event, Rec};
 use crate::timer::Wheel;
 
 mod slots;
@@ -247,6 +248,9 @@ pub(crate) struct Table {
     /// since the reactor was made (for its counters).
     pub(crate) bytes_in: u64,
     pub(crate) bytes_out: u64,
+    /// Per slot, what the close record's detail needs
+    /// ([`Config::close_records`]); `None` when off.
+    pub(crate) recs: Option<Vec<Rec>>,
 }
 
 impl Table {
@@ -258,6 +262,51 @@ impl Table {
             timers: Wheel::new(),
             bytes_in: 0,
             bytes_out: 0,
+            recs: None,
+        }
+    }
+
+    /// Starts the record of connection `id` (records on), opened at `now`.
+    pub(crate) fn start_rec(&mut self, id: ConnId, now: u64, opened: bool) {
+        if let Some(recs) = self.recs.as_mut() {
+            let i = id.index();
+            if recs.len() <= i {
+                recs.resize(i + 1, Rec::default());
+            }
+            let mut rec = Rec {
+                opened: now,
+                ..Rec::default()
+            };
+            if opened {
+                rec.history.push(Event::Opened);
+            }
+            recs[i] = rec;
+        }
+    }
+
+    /// Notes a lifecycle event of connection `id` (records on).
+    #[inline(always)]
+    pub(crate) fn note(&mut self, id: ConnId, e: Event) {
+        if self.recs.is_some() {
+            self.note_slow(id, e);
+        }
+    }
+
+    #[cold]
+    fn note_slow(&mut self, id: ConnId, e: Event) {
+        if let Some(r) = self.recs.as_mut().and_then(|r| r.get_mut(id.index())) {
+            r.history.push(e);
+        }
+    }
+
+    /// Counts bytes of connection `id` (records on).
+    #[inline]
+    pub(crate) fn count_bytes(&mut self, id: ConnId, read: u64, written: u64) {
+        if let Some(recs) = self.recs.as_mut() {
+            if let Some(r) = recs.get_mut(id.index()) {
+                r.bytes_in += read;
+                r.bytes_out += written;
+            }
         }
     }
 
@@ -282,6 +331,9 @@ impl Table {
             st,
             out: None,
         });
+        if self.recs.is_some() {
+            self.start_rec(id, env.clock.now(), false);
+        }
         log::trace!("conn {id}: connecting to {addr}");
         self.started.push(id);
         Ok(id)

@@ -13,6 +13,7 @@ use crate::conn::{ticks, Conn, ConnId, Env, Slots, Table};
 use crate::connect::Queue;
 use crate::handle::{Handle, Stats};
 use crate::handler::Handler;
+use crate::record::CloseRecord;
 use crate::timer::Wheel;
 
 /// A reactor timer's id ([`Ctx::set_timer`], [`Reactor::set_timer`](crate::Reactor::set_timer)):
@@ -159,6 +160,8 @@ pub struct Ctx<'a, H: Handler> {
     /// The reactor is stopping (shut down, or a drain forcing its end):
     /// connects are refused.
     pub(crate) stopping: bool,
+    /// During a close: its record.
+    pub(crate) record: Option<&'a CloseRecord>,
 }
 
 impl<H: Handler> fmt::Debug for Ctx<'_, H> {
@@ -272,6 +275,14 @@ impl<H: Handler> Ctx<'_, H> {
     /// A [`Handle`] to this reactor.
     pub fn handle(&self) -> Handle {
         self.env.handle.clone()
+    }
+
+    /// During [`Handler::on_close_with`]: the close told whole ([`CloseRecord`]:
+    /// who ended it, in which phase, output unsent, and with
+    /// [`Config::close_records`](crate::Config::close_records) the lifetime,
+    /// bytes, history and latency). `None` in other callbacks.
+    pub fn record(&self) -> Option<&CloseRecord> {
+        self.record
     }
 
     /// Whether the reactor is stopping: connects are refused.

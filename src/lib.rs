@@ -221,6 +221,7 @@ mod group;
 mod handle;
 mod handler;
 mod reactor;
+mod record;
 mod sys;
 mod timer;
 
@@ -235,3 +236,4 @@ pub use group::{Balance, Group, GroupConnId, GroupHandle};
 pub use handle::{Handle, Stats};
 pub use handler::Handler;
 pub use reactor::{DrainReport, Reactor};
+pub use record::{CloseDetail, CloseRecord, EndPhase, History, LifecycleEvent};

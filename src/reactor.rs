@@ -18,12 +18,13 @@ use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
 use crate::connect::Queue;
-use crate::counters::Counters;
+use crate::counters::{CloseKind, Counters, Side};
 #[cfg(doc)]
 use crate::ctx::Ctx;
 use crate::ctx::Timers;
 use crate::handle::{Command, Handle, Stats};
 use crate::handler::Handler;
+use crate::record::{CloseDetail, CloseRecord, LifecycleEvent};
 use crate::sys;
 use crate::timer::Wheel;
 
@@ -118,6 +119,8 @@ pub struct Reactor<H: Handler> {
     /// What this reactor counted ([`Reactor::counters`]); the byte counts
     /// live in the table, where `Conn` writes.
     counters: Counters,
+    /// When the last poll returned (close records on only).
+    polled_at: Option<std::time::Instant>,
     /// Hand-offs adopted (or refused) since the counts were last published.
     adopted_unpublished: u64,
     shut_down: bool,
@@ -179,12 +182,20 @@ impl<H: Handler> Reactor<H> {
         let waker = Waker::new(poll.registry(), WAKER)?;
         let spare_fd = open_spare().ok();
         let reserved = config.max_connections.min(MAX_RESERVED_SLOTS);
+        let records = config.close_records;
         let handler_type = (std::any::TypeId::of::<H>(), std::any::type_name::<H>());
         let env = Env::new(config, Handle::new(waker, handler_type));
         Ok(Reactor {
             events: Some(Events::with_capacity(env.config.events_capacity)),
             poll,
-            table: Table::with_capacity(reserved),
+            table: {
+                let mut t = Table::with_capacity(reserved);
+                if records {
+                    t.recs = Some(Vec::new());
+                }
+                t
+            },
+            polled_at: None,
             handlers: Vec::with_capacity(reserved),
             socket_options: sys::has_socket_options(&env.config),
             listeners: Vec::new(),
@@ -258,6 +269,9 @@ impl<H: Handler> Reactor<H> {
         let mut events = self.events.take().expect("events present between turns");
         let polled = self.poll.poll(&mut events, timeout);
         self.env.handle.polled();
+        if self.table.recs.is_some() {
+            self.polled_at = Some(std::time::Instant::now());
+        }
         if let Err(e) = polled {
             self.events = Some(events);
             if e.kind() == io::ErrorKind::Interrupted {
@@ -536,8 +550,13 @@ impl<H: Handler> Reactor<H> {
                 continue;
             };
             let core = self.table.cores.get_mut(id).expect("live id");
+            let due = core.st.next_timer();
             if core.st.expire(now) {
                 log::debug!("conn {id}: timer fired");
+                if let Some(r) = self.table.recs.as_mut().and_then(|r| r.get_mut(key)) {
+                    r.timer_late = (now.saturating_sub(due) + 1).min(u64::from(u32::MAX)) as u32;
+                    r.history.push(LifecycleEvent::TimerFired);
+                }
             }
             self.settle(id);
         }
@@ -718,6 +737,30 @@ impl<H: Handler> Reactor<H> {
         }
     }
 
+    /// The close record's detail, if records are on.
+    #[cold]
+    fn close_detail(&mut self, id: ConnId, reason: &CloseReason) -> Option<CloseDetail> {
+        let rec = *self.table.recs.as_ref()?.get(id.index())?;
+        let mut history = rec.history;
+        if matches!(reason, CloseReason::Backpressure) {
+            history.push(LifecycleEvent::Backpressure);
+        }
+        let now = self.env.clock.now();
+        let detected_after = match (Side::of(reason), self.polled_at) {
+            (Side::Peer, Some(at)) if rec.timer_late == 0 => Some(at.elapsed()),
+            _ => None,
+        };
+        Some(CloseDetail {
+            lifetime: Duration::from_millis(now.saturating_sub(rec.opened)),
+            bytes_in: rec.bytes_in,
+            bytes_out: rec.bytes_out,
+            history,
+            detected_after,
+            timer_late: (rec.timer_late > 0)
+                .then(|| Duration::from_millis(u64::from(rec.timer_late - 1))),
+        })
+    }
+
     /// Closes the socket and calls `on_close`, exactly once.
     fn finish(&mut self, id: ConnId) {
         let Some(mut core) = self.table.cores.remove(id) else {
@@ -734,7 +777,10 @@ impl<H: Handler> Reactor<H> {
         }
         // A reset when asked for, and whenever output we queued was never
         // sent: the peer must not take partial data for all of it.
-        let unsent = core.pending() > 0;
+        let unsent_bytes = core.pending() as u64;
+        let unsent = unsent_bytes > 0;
+        let phase = core.st.end_phase();
+        let core_peer = core.peer;
         if core.st.has(Flag::ABORTIVE) || unsent {
             if let Err(e) = sys::set_abortive(&core.stream) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
@@ -755,8 +801,24 @@ impl<H: Handler> Reactor<H> {
         self.counters.count_close(&reason, unsent);
         let handler = self.handlers.get_mut(id.index()).and_then(Option::take);
         if let Some(mut handler) = handler {
+            let detail = if self.table.recs.is_some() {
+                self.close_detail(id, &reason)
+            } else {
+                None
+            };
+            let record = CloseRecord {
+                id,
+                peer: core_peer,
+                kind: CloseKind::of(&reason),
+                errno: reason.raw_os_error(),
+                side: Side::of(&reason),
+                phase,
+                unsent: unsent_bytes,
+                detail,
+            };
             let stopping = self.is_stopping();
             let mut ctx = self.ctx(stopping);
+            ctx.record = Some(&record);
             guarded("on_close", id, || handler.on_close_with(reason, &mut ctx));
             if !self.table.touched.is_empty() || !self.table.started.is_empty() {
                 self.after_callbacks();

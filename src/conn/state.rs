@@ -6,6 +6,7 @@ use std::io;
 use std::time::Duration;
 
 use crate::close::CloseReason;
+use crate::record::EndPhase;
 
 /// Where a connection is in its life. Transitions are logged at trace level
 /// as `state=Open=>Flushing`.
@@ -70,6 +71,10 @@ impl Flag {
     /// may close it.
     pub(crate) const IDLE: Flag = Flag(1 << 10);
 }
+
+/// Bits 12-14 of the flags: the phase a connection ended in (set as it
+/// becomes Done; see [`State::end_phase`]).
+const END_SHIFT: u16 = 12;
 
 /// Flags only the state machine itself may change: they record what the
 /// handler asked for and what the peer did, and decide the phase.
@@ -229,6 +234,16 @@ impl State {
     fn set_phase(&mut self, phase: Phase) {
         if self.phase != phase {
             log::trace!("state={}=>{}", self.phase, phase);
+            if phase == Phase::Done {
+                // Keep the phase it ended in, for the close record.
+                let code = match self.phase {
+                    Phase::Connecting => 1,
+                    Phase::Open => 2,
+                    Phase::Flushing => 3,
+                    Phase::Draining | Phase::Done => 4,
+                };
+                self.flags |= code << END_SHIFT;
+            }
             self.phase = phase;
         }
         if phase == Phase::Done {
@@ -295,6 +310,19 @@ impl State {
             _ => self.note_cause(reason),
         }
         self.set_phase(Phase::Done);
+    }
+
+    /// The phase the connection ended in (once Done): connecting, open
+    /// (with who had half-closed), flushing, or waiting for the peer's FIN.
+    pub(crate) fn end_phase(&self) -> EndPhase {
+        match (self.flags >> END_SHIFT) & 0x7 {
+            1 => EndPhase::Connecting,
+            3 => EndPhase::Flushing,
+            4 => EndPhase::WaitingForPeerFin,
+            _ if self.has(Flag::PEER_FIN) => EndPhase::PeerHalfClosed,
+            _ if self.has_any(Flag::WRITE_CLOSED, Flag::FIN_PENDING) => EndPhase::WeHalfClosed,
+            _ => EndPhase::Open,
+        }
     }
 
     /// Whether callbacks may still be delivered.

@@ -13,6 +13,7 @@ use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::ConnId;
 use crate::handle::Handle;
+use crate::record::LifecycleEvent as Event;
 
 /// A handler's view of a connection during a callback: its own, or another
 /// one of the same reactor reached with [`Conn::other`].
@@ -148,10 +149,13 @@ impl Conn<'_> {
         let Table {
             cores, bytes_out, ..
         } = &mut *self.table;
-        cores
-            .get_mut(id)
-            .expect("a Conn names a live connection")
-            .write(data, max, id, bytes_out);
+        let before = *bytes_out;
+        let core = cores.get_mut(id).expect("a Conn names a live connection");
+        core.write(data, max, id, bytes_out);
+        if self.table.recs.is_some() {
+            let sent = self.table.bytes_out - before;
+            self.table.count_bytes(id, 0, sent);
+        }
     }
 
     /// Bytes queued and not yet taken by the kernel. Any phase.
@@ -180,6 +184,7 @@ impl Conn<'_> {
     pub fn close(&mut self) {
         let env = self.env;
         self.core().close(env);
+        self.table.note(self.id, Event::Close);
     }
 
     /// Half-closes this side: flushes queued output, then sends our FIN;
@@ -194,6 +199,7 @@ impl Conn<'_> {
     pub fn shutdown_write(&mut self) {
         let env = self.env;
         self.core().shutdown_write(env);
+        self.table.note(self.id, Event::ShutdownWrite);
     }
 
     /// Whether our FIN was sent or asked for ([`shutdown_write`](Conn::shutdown_write)).
@@ -212,6 +218,7 @@ impl Conn<'_> {
     /// closing, this gives up on the flush). Closed: ignored.
     pub fn abort(&mut self) {
         self.core().abort();
+        self.table.note(self.id, Event::Abort);
     }
 
     /// Stops reading from this connection until

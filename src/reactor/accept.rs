@@ -293,6 +293,10 @@ impl<H: Handler> Reactor<H> {
         let (got, _) = self.table.cores.insert(core);
         debug_assert_eq!(got, id);
         self.counters.accepted += 1;
+        if self.table.recs.is_some() {
+            let now = self.env.clock.now();
+            self.table.start_rec(id, now, true);
+        }
         self.put_handler(id, handler);
         log::trace!("conn {id}: open from {peer}");
         deliver(

@@ -9,6 +9,7 @@ use super::guarded;
 use crate::close::{after_data, classify_read, AfterData, CloseReason, ReadOutcome};
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
 use crate::handler::Handler;
+use crate::record::LifecycleEvent as Event;
 
 /// Calls a handler callback with a `Conn` view, if the connection is open.
 /// A panic closes the connection with `Panicked`.
@@ -32,6 +33,7 @@ pub(super) fn deliver<H: Handler>(
         if let Some(core) = table.cores.get_mut(id) {
             core.st.fail(CloseReason::Panicked);
         }
+        table.note(id, Event::Panicked);
     }
 }
 
@@ -45,9 +47,18 @@ pub(super) fn write_ready<H: Handler>(
     let Some(core) = table.cores.get_mut(id) else {
         return;
     };
-    if !core.flush(&mut table.bytes_out) {
+    let before = table.bytes_out;
+    let done = core.flush(&mut table.bytes_out);
+    if table.recs.is_some() {
+        let sent = table.bytes_out - before;
+        table.count_bytes(id, 0, sent);
+    }
+    if !done {
         return;
     }
+    let Some(core) = table.cores.get_mut(id) else {
+        return;
+    };
     match core.st.phase() {
         Phase::Open => {
             let action = core.st.drained();
@@ -59,6 +70,7 @@ pub(super) fn write_ready<H: Handler>(
         Phase::Flushing => {
             let action = core.st.flushed();
             core.act(action);
+            table.note(id, Event::Flushed);
         }
         Phase::Connecting | Phase::Draining | Phase::Done => {}
     }
@@ -91,6 +103,11 @@ pub(super) fn read_ready<H: Handler>(
             ReadOutcome::Data(n) => {
                 total += n;
                 table.bytes_in += n as u64;
+                if let Some(recs) = table.recs.as_mut() {
+                    if let Some(r) = recs.get_mut(id.index()) {
+                        r.bytes_in += n as u64;
+                    }
+                }
                 let hint = core.st.has(Flag::HUP_HINT);
                 if core.st.is_open() {
                     if core.st.has_idle_timeout() {
@@ -113,7 +130,9 @@ pub(super) fn read_ready<H: Handler>(
                 }
             }
             ReadOutcome::Eof => {
-                if core.st.eof() {
+                let seen = core.st.eof();
+                table.note(id, Event::PeerFin);
+                if seen {
                     deliver(handlers, table, env, id, "on_read_closed", |h, c| {
                         h.on_read_closed(c)
                     });
@@ -134,7 +153,13 @@ pub(super) fn read_ready<H: Handler>(
             }
             ReadOutcome::Interrupted => {}
             ReadOutcome::Closed(reason) => {
+                let e = if reason == CloseReason::Reset {
+                    Event::PeerReset
+                } else {
+                    Event::SocketError
+                };
                 core.st.fail(reason);
+                table.note(id, e);
                 return;
             }
         }

@@ -133,6 +133,8 @@ impl<H: Handler> Reactor<H> {
 
     /// `on_drain`, then the drain closes the connection if it is idle.
     pub(super) fn tell_drain(&mut self, id: ConnId) {
+        self.table
+            .note(id, crate::record::LifecycleEvent::DrainAsked);
         deliver(
             &mut self.handlers,
             &mut self.table,

@@ -114,6 +114,7 @@ impl<H: Handler> Reactor<H> {
                 log::trace!("conn {id}: connected to {}", core.peer);
                 core.st.connected(env.clock.now());
                 self.counters.connected += 1;
+                table.note(id, crate::record::LifecycleEvent::Opened);
                 deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
                 if let ConnectOutcome::ConnectedThenFailed(e) = outcome {
                     log::debug!("conn {id}: connected, then {e}");

@@ -75,6 +75,7 @@ impl<H: Handler> Reactor<H> {
             timers: &mut self.timers,
             stats,
             stopping,
+            record: None,
         }
     }
 
