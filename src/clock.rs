@@ -31,6 +31,9 @@ pub(crate) struct Clock {
     /// Tests drive time by hand.
     #[cfg(test)]
     manual: Option<std::rc::Rc<Cell<u64>>>,
+    /// How many times the clock was read (tests).
+    #[cfg(test)]
+    pub(crate) reads: Cell<u64>,
 }
 
 impl Clock {
@@ -42,6 +45,8 @@ impl Clock {
             cached: Cell::new(Self::UNKNOWN),
             #[cfg(test)]
             manual: None,
+            #[cfg(test)]
+            reads: Cell::new(0),
         }
     }
 
@@ -56,8 +61,11 @@ impl Clock {
 
     fn read(&self) -> u64 {
         #[cfg(test)]
-        if let Some(ms) = &self.manual {
-            return ms.get();
+        {
+            self.reads.set(self.reads.get() + 1);
+            if let Some(ms) = &self.manual {
+                return ms.get();
+            }
         }
         self.origin.elapsed().as_millis() as u64
     }

@@ -35,6 +35,7 @@ pub struct Config {
     pub(crate) listen_backlog: u32,
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) close_records: bool,
+    pub(crate) close_latency: bool,
 }
 
 impl Default for Config {
@@ -53,6 +54,7 @@ impl Default for Config {
             listen_backlog: 1024,
             connect_timeout: Some(Duration::from_secs(30)),
             close_records: false,
+            close_latency: false,
         }
     }
 }
@@ -67,6 +69,22 @@ impl Config {
     pub fn close_records(mut self, on: bool) -> Self {
         self.close_records = on;
         self
+    }
+
+    /// Measure close-detection latency into a histogram per
+    /// [`CloseKind`](crate::CloseKind) ([`Handle::latency`](crate::Handle::latency)):
+    /// for a close seen from a socket event, from the poll's return to
+    /// `on_close`; for a close a timer made, how late it fired. Turns
+    /// [`close_records`](Config::close_records) on too (the same
+    /// bookkeeping). Default: off; off, no clock is read on the close path.
+    pub fn close_latency(mut self, on: bool) -> Self {
+        self.close_latency = on;
+        self
+    }
+
+    /// Whether [`close_latency`](Config::close_latency) is on.
+    pub fn get_close_latency(&self) -> bool {
+        self.close_latency
     }
 
     /// Whether [`close_records`](Config::close_records) is on.
@@ -626,7 +644,8 @@ mod tests {
             .nodelay(true)
             .listen_backlog(17)
             .connect_timeout(None)
-            .close_records(true);
+            .close_records(true)
+            .close_latency(true);
         c.validate().unwrap();
         assert_eq!(c.get_max_connections(), 7);
         assert_eq!(c.get_idle_timeout(), Some(s(3)));
@@ -641,6 +660,7 @@ mod tests {
         assert_eq!(c.get_listen_backlog(), 17);
         assert_eq!(c.get_connect_timeout(), None);
         assert!(c.get_close_records());
+        assert!(c.get_close_latency());
     }
 
     #[test]

@@ -11,8 +11,10 @@ use std::time::Duration;
 use crate::close::CloseReason;
 use crate::conn::{ticks, Conn, ConnId, Env, Slots, Table};
 use crate::connect::Queue;
+use crate::counters::Counters;
 use crate::handle::{Handle, Stats};
 use crate::handler::Handler;
+use crate::latency::Latency;
 use crate::record::CloseRecord;
 use crate::timer::Wheel;
 
@@ -270,6 +272,16 @@ impl<H: Handler> Ctx<'_, H> {
     /// The reactor's counts, as of this callback's start.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The reactor's [`Counters`], as of its last turn.
+    pub fn counters(&self) -> Counters {
+        self.env.handle.counters()
+    }
+
+    /// Close-detection latency, if measured ([`Handle::latency`]).
+    pub fn latency(&self) -> Option<Latency> {
+        self.env.handle.latency()
     }
 
     /// A [`Handle`] to this reactor.

@@ -164,6 +164,20 @@ impl GroupHandle {
         }
     }
 
+    /// The workers' close-detection latency, merged, if measured.
+    pub fn latency(&self) -> Option<crate::Latency> {
+        let mut all: Option<crate::Latency> = None;
+        for w in self.workers.iter() {
+            if let Some(l) = w.latency() {
+                match all.as_mut() {
+                    Some(a) => a.merge(&l),
+                    None => all = Some(l),
+                }
+            }
+        }
+        all
+    }
+
     /// Each worker's [`Counters`], as of its last turn.
     pub fn worker_counters(&self) -> Vec<Counters> {
         self.workers.iter().map(Handle::counters).collect()

@@ -11,6 +11,7 @@ use crate::conn::ConnId;
 use crate::counters::{Counters, Published};
 use crate::ctx::Ctx;
 use crate::handler::Handler;
+use crate::latency::{Latency, Recorder};
 
 const NO_DRAIN: u64 = u64::MAX;
 
@@ -60,6 +61,8 @@ pub(crate) struct Shared {
     /// A wake is already on its way.
     woken: AtomicBool,
     queue: Mutex<Vec<Command>>,
+    /// Close-detection latency, when measured.
+    latency: Option<Recorder>,
     /// The reactor's handler type: tasks are closures over a `Ctx` of it.
     handler_type: (TypeId, &'static str),
     /// The reactor has stopped (shut down, drained, or dropped): commands
@@ -110,7 +113,11 @@ impl fmt::Debug for Handle {
 }
 
 impl Handle {
-    pub(crate) fn new(waker: mio::Waker, handler_type: (TypeId, &'static str)) -> Handle {
+    pub(crate) fn new(
+        waker: mio::Waker,
+        handler_type: (TypeId, &'static str),
+        latency: bool,
+    ) -> Handle {
         Handle {
             shared: Arc::new(Shared {
                 waker,
@@ -123,6 +130,7 @@ impl Handle {
                 woken: AtomicBool::new(false),
                 queue: Mutex::new(Vec::new()),
                 handler_type,
+                latency: latency.then(Recorder::new),
                 stopped: AtomicBool::new(false),
                 feeders: AtomicU64::new(0),
             }),
@@ -361,6 +369,19 @@ impl Handle {
     /// from the same turn.
     pub fn counters(&self) -> Counters {
         self.shared.counters.load()
+    }
+
+    /// Close-detection latency per kind, if
+    /// [`Config::close_latency`](crate::Config::close_latency) is on; from
+    /// any thread, up to date (each close adds to it at once).
+    pub fn latency(&self) -> Option<Latency> {
+        self.shared.latency.as_ref().map(Recorder::snapshot)
+    }
+
+    pub(crate) fn record_latency(&self, kind: crate::CloseKind, d: Duration) {
+        if let Some(r) = &self.shared.latency {
+            r.record(kind, d);
+        }
     }
 
     /// Publishes the counts (the reactor, at the end of a turn).

@@ -182,9 +182,10 @@ impl<H: Handler> Reactor<H> {
         let waker = Waker::new(poll.registry(), WAKER)?;
         let spare_fd = open_spare().ok();
         let reserved = config.max_connections.min(MAX_RESERVED_SLOTS);
-        let records = config.close_records;
+        let records = config.close_records || config.close_latency;
         let handler_type = (std::any::TypeId::of::<H>(), std::any::type_name::<H>());
-        let env = Env::new(config, Handle::new(waker, handler_type));
+        let latency = config.close_latency;
+        let env = Env::new(config, Handle::new(waker, handler_type, latency));
         Ok(Reactor {
             events: Some(Events::with_capacity(env.config.events_capacity)),
             poll,
@@ -345,6 +346,12 @@ impl<H: Handler> Reactor<H> {
             closed: self.counters.closed,
             rejected: self.counters.rejected(),
         }
+    }
+
+    /// Close-detection latency per kind, if
+    /// [`Config::close_latency`] is on ([`Handle::latency`]).
+    pub fn latency(&self) -> Option<crate::Latency> {
+        self.env.handle.latency()
     }
 
     /// Everything this reactor counted since it was made ([`Counters`]);
@@ -806,6 +813,9 @@ impl<H: Handler> Reactor<H> {
             } else {
                 None
             };
+            if let Some(d) = detail.and_then(|d| d.detected_after.or(d.timer_late)) {
+                self.env.handle.record_latency(CloseKind::of(&reason), d);
+            }
             let record = CloseRecord {
                 id,
                 peer: core_peer,
@@ -856,6 +866,50 @@ fn alloc_read_buffer(size: usize) -> io::Result<Box<[u8]>> {
 /// A descriptor held in reserve to turn peers away when descriptors run out.
 fn open_spare() -> io::Result<std::fs::File> {
     std::fs::File::open(if cfg!(windows) { "NUL" } else { "/dev/null" })
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use crate::{CloseReason, Config, Conn, Handler, Reactor};
+
+    struct Nop;
+    impl Handler for Nop {
+        fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+        fn on_close(&mut self, _: CloseReason) {}
+    }
+
+    /// Clock reads while 20 peers send a byte and reset.
+    fn clock_reads_for_closes(config: Config) -> u64 {
+        let mut r = Reactor::<Nop>::with_config(config).unwrap();
+        let addr = r.listen("127.0.0.1:0".parse().unwrap(), |_| Nop).unwrap();
+        let peers: Vec<_> = (0..20)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        while r.connection_count() < 20 {
+            r.run_once(Some(Duration::from_millis(5))).unwrap();
+        }
+        let before = r.env.clock.reads.get();
+        for mut p in peers {
+            p.write_all(b"x").unwrap();
+            socket2::SockRef::from(&p)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+        while r.connection_count() > 0 {
+            r.run_once(None).unwrap();
+        }
+        r.env.clock.reads.get() - before
+    }
+
+    #[test]
+    fn with_latency_off_no_clock_is_read_on_the_close_path() {
+        assert_eq!(clock_reads_for_closes(Config::default()), 0);
+        let on = clock_reads_for_closes(Config::default().close_latency(true));
+        assert!(on >= 20, "latency on reads the clock at each close: {on}");
+    }
 }
 
 #[cfg(test)]

@@ -220,3 +220,49 @@ fn without_close_records_the_record_still_tells_who_and_when() {
         "{rec}"
     );
 }
+
+#[test]
+fn latency_percentiles_are_within_a_bucket_of_each_close_measured() {
+    util::init();
+    let records = Records::default();
+    let mut r = Reactor::with_config(Config::default().close_latency(true)).unwrap();
+    let rc = records.clone();
+    let addr = r
+        .listen("127.0.0.1:0".parse().unwrap(), move |_| Rec {
+            records: rc.clone(),
+        })
+        .unwrap();
+    const N: usize = 300;
+    let peers: Vec<TcpStream> = (0..N).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    drive(&mut r, "accepts", |r| r.counters().accepted == N as u64);
+    for p in peers {
+        util::reset(p);
+    }
+    drive(&mut r, "closes", |r| r.closed_count() == N as u64);
+    let mut measured: Vec<Duration> = records
+        .borrow()
+        .iter()
+        .map(|rec| rec.detail.unwrap().detected_after.expect("a socket close"))
+        .collect();
+    measured.sort();
+    let exact = |p: f64| measured[((N as f64 * p).ceil() as usize).clamp(1, N) - 1];
+    let lat = r.latency().expect("measured");
+    assert_eq!(lat.count(CloseKind::Reset), N as u64);
+    for p in [0.5, 0.99] {
+        let got = lat.percentile(CloseKind::Reset, p).unwrap();
+        let truth = exact(p);
+        println!("p{}: histogram {got:?}, measured {truth:?}", p * 100.0);
+        // The bucket's upper bound: at or above the truth, under twice it (+1 µs).
+        let us = Duration::from_micros(1);
+        assert!(
+            got + us >= truth && got <= truth * 2 + us,
+            "p{p}: {got:?} vs {truth:?}"
+        );
+    }
+    assert_eq!(
+        lat.max(CloseKind::Reset),
+        Some(Duration::from_micros(measured[N - 1].as_micros() as u64))
+    );
+    // The handle reads the same from another thread.
+    assert_eq!(r.handle().latency().unwrap(), lat);
+}
