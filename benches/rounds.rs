@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use common::*;
+use hangup::Config;
 
 #[derive(Clone, Copy)]
 enum Case {
@@ -86,6 +87,14 @@ fn main() {
 
     let mut servers: Vec<(&str, Box<dyn Server>)> =
         IMPLS.iter().map(|&i| (i, make(i, false))).collect();
+    // hangup with close-detection latency measured (issue 14's opt-in cost).
+    let latency = Config::default()
+        .listen_backlog(BACKLOG as u32)
+        .close_latency(true);
+    servers.push((
+        "hangup+latency",
+        Box::new(Hangup::with_config(latency, false)),
+    ));
     // Warm-up: one pass of every case, not recorded.
     for case in &cases {
         for (_, s) in servers.iter_mut() {
@@ -115,8 +124,8 @@ fn main() {
         "Median of {rounds} interleaved rounds. Ratios to raw mio: for concurrent_closes \
          time / mio's time (lower is better); for churn rate / mio's rate (higher is better).\n"
     );
-    println!("| case | hangup | raw mio | tokio | hangup vs mio | tokio vs mio |");
-    println!("|---|---|---|---|---|---|");
+    println!("| case | hangup | raw mio | tokio | hangup vs mio | tokio vs mio | hangup with close_latency vs mio |");
+    println!("|---|---|---|---|---|---|---|");
     let mut plot: BTreeMap<(&str, bool), Vec<(usize, f64)>> = BTreeMap::new();
     for case in &cases {
         let per = samples.get_mut(&case.name()).unwrap();
@@ -139,13 +148,14 @@ fn main() {
             Case::Churn { .. } => med["mio"] / med[imp],
         };
         println!(
-            "| {} | {} | {} | {} | {:.3} | {:.3} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} |",
             case.name(),
             cell("hangup"),
             cell("mio"),
             cell("tokio"),
             ratio("hangup"),
             ratio("tokio"),
+            ratio("hangup+latency"),
         );
         if let Case::Closes { n, reset } = case {
             for imp in IMPLS {

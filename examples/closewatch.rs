@@ -4,7 +4,14 @@
 //!
 //! ```text
 //! cargo run --release --example closewatch
+//! cargo run --release --example closewatch -- --serve 127.0.0.1:7009 [--for SECS]
 //! ```
+//!
+//! With `--serve`, it is a real echo server (idle timeout 2 s) that redraws,
+//! once a second, its closes by reason and by side with counts and
+//! close-detection latency p50/p99/max; talk to it with `nc`, Python,
+//! `wrk`, and watch. `--for SECS` prints the final table and exits after
+//! SECS.
 //!
 //! It starts a reactor on 127.0.0.1 with one listener per scenario, drives a
 //! real client socket through each scenario, and prints a table: what the
@@ -117,6 +124,17 @@ const MODES: [Mode; 10] = [
 ];
 
 fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve") {
+        common::init_log();
+        let usage = "usage: closewatch [--serve ADDR [--for SECS]]";
+        let addr = args.get(1).and_then(|a| a.parse().ok()).expect(usage);
+        let for_secs = match args.get(2).map(String::as_str) {
+            Some("--for") => Some(args.get(3).and_then(|s| s.parse().ok()).expect(usage)),
+            _ => None,
+        };
+        return common::live::serve(addr, for_secs);
+    }
     // The Panic row's handler panics on purpose, and the reactor logs what it
     // caught at ERROR: not shown unless asked for (RUST_LOG=hangup=debug),
     // so that a first run does not open with an error it meant to cause.

@@ -107,7 +107,7 @@ impl Latency {
             seen += c;
             if seen >= rank {
                 let max = self.max_us[Self::index(kind)];
-                return Some(Duration::from_micros(upper_us(b).min(max.max(1))));
+                return Some(Duration::from_micros(upper_us(b).min(max)));
             }
         }
         None

@@ -1,6 +1,7 @@
 //! Code shared by the examples.
 #![allow(dead_code)]
 
+pub mod live;
 pub mod outbound;
 pub mod proxy;
 pub mod vanish;
