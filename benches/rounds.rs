@@ -166,7 +166,7 @@ fn main() {
         }
     }
     let svg = svg_plot(&plot);
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/hangup-bench");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hangup-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("closes.svg");
     std::fs::write(&path, svg).unwrap();

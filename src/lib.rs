@@ -189,6 +189,10 @@
 //!
 //! # Features
 //!
+//! - `metrics` (off by default): `hangup::export_metrics` publishes a reactor's
+//!   [`Counters`] and [`Latency`] through the `metrics` facade every period,
+//!   from a reactor timer (never a facade call per event). It adds the
+//!   `metrics` crate.
 //! - `pin` (off by default; Linux): `Group::start_pinned`, a [`Group`] whose
 //!   workers are each pinned to a CPU. It adds the `rustix` crate, for a safe
 //!   `sched_setaffinity(2)`; nothing else changes.
@@ -217,6 +221,8 @@ mod connect;
 mod counters;
 mod ctx;
 mod error;
+#[cfg(feature = "metrics")]
+mod export;
 mod group;
 mod handle;
 mod handler;
@@ -233,6 +239,8 @@ pub use connect::Connector;
 pub use counters::{CloseKind, Counters, Side};
 pub use ctx::{Ctx, TimerId};
 pub use error::raw_os_error;
+#[cfg(feature = "metrics")]
+pub use export::{export_metrics, publish as publish_metrics};
 pub use group::{Balance, Group, GroupConnId, GroupHandle};
 pub use handle::{Handle, Stats};
 pub use handler::Handler;
