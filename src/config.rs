@@ -36,6 +36,7 @@ pub struct Config {
     pub(crate) connect_timeout: Option<Duration>,
     pub(crate) close_records: bool,
     pub(crate) close_latency: bool,
+    pub(crate) tcp_info_at_close: bool,
 }
 
 impl Default for Config {
@@ -55,6 +56,7 @@ impl Default for Config {
             connect_timeout: Some(Duration::from_secs(30)),
             close_records: false,
             close_latency: false,
+            tcp_info_at_close: false,
         }
     }
 }
@@ -80,6 +82,20 @@ impl Config {
     pub fn close_latency(mut self, on: bool) -> Self {
         self.close_latency = on;
         self
+    }
+
+    /// Take a `TCP_INFO` snapshot of every connection just before its
+    /// descriptor closes, for its [`CloseRecord`](crate::CloseRecord)
+    /// (per connection: [`Conn::capture_tcp_info`](crate::Conn::capture_tcp_info)).
+    /// One `getsockopt` per close. Default: off. Linux only.
+    pub fn tcp_info_at_close(mut self, on: bool) -> Self {
+        self.tcp_info_at_close = on;
+        self
+    }
+
+    /// Whether [`tcp_info_at_close`](Config::tcp_info_at_close) is on.
+    pub fn get_tcp_info_at_close(&self) -> bool {
+        self.tcp_info_at_close
     }
 
     /// Whether [`close_latency`](Config::close_latency) is on.
@@ -645,7 +661,8 @@ mod tests {
             .listen_backlog(17)
             .connect_timeout(None)
             .close_records(true)
-            .close_latency(true);
+            .close_latency(true)
+            .tcp_info_at_close(true);
         c.validate().unwrap();
         assert_eq!(c.get_max_connections(), 7);
         assert_eq!(c.get_idle_timeout(), Some(s(3)));
@@ -661,6 +678,7 @@ mod tests {
         assert_eq!(c.get_connect_timeout(), None);
         assert!(c.get_close_records());
         assert!(c.get_close_latency());
+        assert!(c.get_tcp_info_at_close());
     }
 
     #[test]

@@ -788,6 +788,14 @@ impl<H: Handler> Reactor<H> {
         let unsent = unsent_bytes > 0;
         let phase = core.st.end_phase();
         let core_peer = core.peer;
+        // Before the descriptor closes: what the kernel knew, if asked.
+        let tcp_info = if core.st.has(Flag::TCP_INFO) || self.env.config.tcp_info_at_close {
+            sys::tcp_info(&core.stream)
+                .map_err(|e| log::debug!("conn {id}: TCP_INFO: {e}"))
+                .ok()
+        } else {
+            None
+        };
         if core.st.has(Flag::ABORTIVE) || unsent {
             if let Err(e) = sys::set_abortive(&core.stream) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
@@ -825,6 +833,7 @@ impl<H: Handler> Reactor<H> {
                 phase,
                 unsent: unsent_bytes,
                 detail,
+                tcp_info,
             };
             let stopping = self.is_stopping();
             let mut ctx = self.ctx(stopping);

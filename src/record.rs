@@ -178,6 +178,32 @@ impl fmt::Display for History {
     }
 }
 
+/// What the kernel knew of a connection just before its descriptor
+/// closed (`TCP_INFO`; Linux), when asked for
+/// ([`Config::tcp_info_at_close`](crate::Config::tcp_info_at_close),
+/// [`Conn::capture_tcp_info`](crate::Conn::capture_tcp_info)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// The TCP state (`TCP_ESTABLISHED` = 1, `TCP_CLOSE_WAIT` = 8, ...).
+    pub state: u8,
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Its variation.
+    pub rttvar: Duration,
+    /// Retransmissions of the current segment (unrecovered timeouts).
+    pub retransmits: u8,
+    /// Segments retransmitted over the connection's life.
+    pub total_retrans: u32,
+    /// Segments thought lost.
+    pub lost: u32,
+    /// Segments sent and not yet acknowledged.
+    pub unacked: u32,
+    /// Bytes queued in the kernel and not yet sent.
+    pub notsent_bytes: u32,
+    /// Time since the last data was received.
+    pub last_data_recv: Duration,
+}
+
 /// What [`Config::close_records`](crate::Config::close_records) adds to a
 /// [`CloseRecord`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +248,8 @@ pub struct CloseRecord {
     pub unsent: u64,
     /// With [`Config::close_records`](crate::Config::close_records).
     pub detail: Option<CloseDetail>,
+    /// When asked for, and where the OS has it (Linux).
+    pub tcp_info: Option<TcpInfo>,
 }
 
 fn side_name(s: Side) -> &'static str {
@@ -307,10 +335,21 @@ impl fmt::Display for CloseRecord {
                 if let Some(t) = d.timer_late {
                     write!(f, ", timer {} late", duration(t))?;
                 }
-                write!(f, " [{}]", d.history)
+                write!(f, " [{}]", d.history)?;
             }
-            None => write!(f, " ({} unsent)", bytes(self.unsent)),
+            None => write!(f, " ({} unsent)", bytes(self.unsent))?,
         }
+        if let Some(t) = &self.tcp_info {
+            write!(
+                f,
+                ", rtt {} retrans {} unacked {} notsent {}",
+                duration(t.rtt),
+                t.total_retrans,
+                t.unacked,
+                bytes(u64::from(t.notsent_bytes))
+            )?;
+        }
+        Ok(())
     }
 }
 

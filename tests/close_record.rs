@@ -266,3 +266,104 @@ fn latency_percentiles_are_within_a_bucket_of_each_close_measured() {
     // The handle reads the same from another thread.
     assert_eq!(r.handle().latency().unwrap(), lat);
 }
+
+/// Captures TCP_INFO in `on_open` (per connection), and writes 8 MiB and
+/// closes on `x`.
+struct Info {
+    records: Records,
+}
+
+impl Handler for Info {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        conn.capture_tcp_info();
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        if data.first() == Some(&b'x') {
+            conn.write(&vec![0u8; 8 << 20]);
+            conn.close();
+        } else {
+            conn.write(data);
+        }
+    }
+    fn on_close(&mut self, _: CloseReason) {}
+    fn on_close_with(&mut self, _: CloseReason, ctx: &mut Ctx<'_, Self>) {
+        let record = *ctx.record().expect("a record");
+        println!("{record}");
+        self.records.borrow_mut().push(record);
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_tcp_info_snapshot_is_taken_before_the_descriptor_closes_when_asked() {
+    util::init();
+    let records = Records::default();
+    let config = Config::default()
+        .max_write_buffer(16 << 20)
+        .close_timeout(Duration::from_millis(200));
+    let mut r = Reactor::with_config(config).unwrap();
+    let rc = records.clone();
+    let addr = r
+        .listen("127.0.0.1:0".parse().unwrap(), move |_| Info {
+            records: rc.clone(),
+        })
+        .unwrap();
+    // An echo, then the peer's FIN.
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(b"hi").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.set_nonblocking(true).unwrap();
+    let end = Instant::now() + util::WAIT;
+    while r.closed_count() < 1 {
+        assert!(Instant::now() < end);
+        r.run_once(Some(Duration::from_millis(5))).unwrap();
+        let _ = c.read_to_end(&mut got);
+    }
+    // Output the peer never reads: cut by the close timeout.
+    let mut stuck = TcpStream::connect(addr).unwrap();
+    socket2::SockRef::from(&stuck)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    stuck.write_all(b"x").unwrap();
+    drive_info(&mut r, 2);
+    let recs = records.borrow();
+    let fin = recs[0].tcp_info.expect("asked for");
+    println!("FIN: {fin:?}");
+    assert!(
+        fin.rtt > Duration::ZERO && fin.rtt < Duration::from_millis(100),
+        "{fin:?}"
+    );
+    assert_eq!(fin.notsent_bytes, 0);
+    let cut = recs[1].tcp_info.expect("asked for");
+    println!("cut flush: {cut:?}");
+    assert!(
+        cut.notsent_bytes > 0 || cut.unacked > 0,
+        "data still in flight: {cut:?}"
+    );
+    assert!(recs[1].to_string().contains(", rtt "), "{}", recs[1]);
+    drop(recs);
+    // Not asked for: none.
+    let mut plain = Reactor::with_config(Config::default()).unwrap();
+    let rc = records.clone();
+    let addr = plain
+        .listen("127.0.0.1:0".parse().unwrap(), move |_| Rec {
+            records: rc.clone(),
+        })
+        .unwrap();
+    drop(TcpStream::connect(addr).unwrap());
+    let end = Instant::now() + util::WAIT;
+    while plain.closed_count() < 1 {
+        assert!(Instant::now() < end);
+        plain.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+    assert!(records.borrow()[2].tcp_info.is_none());
+}
+
+fn drive_info(r: &mut Reactor<Info>, n: u64) {
+    let end = Instant::now() + util::WAIT;
+    while r.closed_count() < n {
+        assert!(Instant::now() < end, "closes");
+        r.run_once(Some(Duration::from_millis(5))).unwrap();
+    }
+}

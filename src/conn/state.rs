@@ -70,6 +70,8 @@ impl Flag {
     /// The handler marked the connection idle (`Conn::set_idle`): a drain
     /// may close it.
     pub(crate) const IDLE: Flag = Flag(1 << 10);
+    /// Read TCP_INFO just before the descriptor closes (the close record).
+    pub(crate) const TCP_INFO: Flag = Flag(1 << 11);
 }
 
 /// Bits 12-14 of the flags: the phase a connection ended in (set as it

@@ -451,6 +451,16 @@ impl Conn<'_> {
         }
     }
 
+    /// Asks for a `TCP_INFO` snapshot (rtt, retransmits, unacknowledged
+    /// and unsent data, ...) taken just before this connection's descriptor
+    /// closes, in its [`CloseRecord`](crate::CloseRecord). One
+    /// `getsockopt` at close; nothing is read unless asked for (here or with
+    /// [`Config::tcp_info_at_close`]). Linux only; elsewhere the record has
+    /// none. Any phase but closed.
+    pub fn capture_tcp_info(&mut self) {
+        self.core().st.set(Flag::TCP_INFO, true);
+    }
+
     /// Another connection of this reactor, by id, to write to, close, abort,
     /// half-close, pause or resume within this callback: no thread, no lock,
     /// and no copy beyond the one into that connection's output queue (a

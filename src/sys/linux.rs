@@ -52,3 +52,39 @@ pub(crate) fn stop_new_handshakes(sock: &SockRef<'_>) -> io::Result<()> {
     ];
     sock.attach_filter(&program)
 }
+
+/// `getsockopt(TCP_INFO)`: what the kernel knows of a connection.
+#[allow(unsafe_code)]
+pub(crate) fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::TcpInfo> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain old data (integers only), so all-zero is a
+    // valid value; getsockopt writes at most `len` bytes into it and sets
+    // `len` to what it wrote, and `fd` is a live descriptor borrowed for the
+    // call.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let r = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let us = |v: u32| Duration::from_micros(u64::from(v));
+    Ok(crate::TcpInfo {
+        state: info.tcpi_state,
+        rtt: us(info.tcpi_rtt),
+        rttvar: us(info.tcpi_rttvar),
+        retransmits: info.tcpi_retransmits,
+        total_retrans: info.tcpi_total_retrans,
+        lost: info.tcpi_lost,
+        unacked: info.tcpi_unacked,
+        notsent_bytes: info.tcpi_notsent_bytes,
+        last_data_recv: Duration::from_millis(u64::from(info.tcpi_last_data_recv)),
+    })
+}

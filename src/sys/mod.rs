@@ -29,6 +29,12 @@ pub(crate) fn stop_new_handshakes(listener: &SockRef<'_>) -> io::Result<()> {
     imp::stop_new_handshakes(listener)
 }
 
+/// `getsockopt(TCP_INFO)` of a connection (Linux; `Unsupported` elsewhere).
+pub(crate) fn tcp_info(stream: &mio::net::TcpStream) -> io::Result<crate::TcpInfo> {
+    use std::os::fd::AsFd;
+    imp::tcp_info(stream.as_fd())
+}
+
 pub(crate) fn has_socket_options(config: &Config) -> bool {
     config.nodelay || config.keepalive.is_some() || config.user_timeout.is_some()
 }

@@ -55,3 +55,11 @@ pub(crate) fn set_keepalive(sock: &SockRef<'_>, k: &Keepalive) -> io::Result<()>
 pub(crate) fn stop_new_handshakes(_sock: &SockRef<'_>) -> io::Result<()> {
     Ok(())
 }
+
+/// TCP_INFO is read on Linux only.
+pub(crate) fn tcp_info(_fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::TcpInfo> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "TCP_INFO is read on Linux only",
+    ))
+}
