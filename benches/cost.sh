@@ -40,7 +40,7 @@ echo "Burst of N connections, all closed at once by $KIND; per connection = (N=$
 echo
 echo "| implementation | syscalls/conn | of which accept4, epoll_ctl, read/recvfrom, close, epoll_wait | instructions/conn |"
 echo "|---|---|---|---|"
-for impl in hangup mio tokio; do
+for impl in hangup hangup+latency mio tokio; do
     burst $impl $N1 "$WORK/s1" strace
     burst $impl $N2 "$WORK/s2" strace
     burst $impl $N1 "$WORK/c1" callgrind

@@ -53,6 +53,8 @@ struct Report {
     reason: CloseReason,
     at: Instant,
     bytes_in: usize,
+    /// Who ended it, in which phase, and its history.
+    record: Option<hangup::CloseRecord>,
 }
 
 struct Watch {
@@ -105,6 +107,17 @@ impl Handler for Watch {
             reason,
             at: Instant::now(),
             bytes_in: self.bytes_in,
+            record: None,
+        };
+        let _ = self.tx.send((self.mode, report));
+    }
+
+    fn on_close_with(&mut self, reason: CloseReason, ctx: &mut hangup::Ctx<'_, Self>) {
+        let report = Report {
+            reason,
+            at: Instant::now(),
+            bytes_in: self.bytes_in,
+            record: ctx.record().copied(),
         };
         let _ = self.tx.send((self.mode, report));
     }
@@ -148,7 +161,9 @@ fn main() -> std::io::Result<()> {
     let (tx, rx) = channel();
     let (addr_tx, addr_rx) = channel();
     let server = std::thread::spawn(move || -> std::io::Result<()> {
-        let config = Config::default().max_write_buffer(16 * MIB);
+        let config = Config::default()
+            .max_write_buffer(16 * MIB)
+            .close_records(true);
         let mut reactor = Reactor::with_config(config)?;
         let mut addrs = Vec::new();
         for mode in MODES {
@@ -352,10 +367,18 @@ fn finish(
                 .map_or("-".into(), |e| e.to_string()),
             ms: format!("{:.2}", r.at.duration_since(t).as_secs_f64() * 1e3),
             ok: m == mode && r.reason.name() == want,
-            note: if r.bytes_in > 0 {
-                format!("{} B delivered first", r.bytes_in)
-            } else {
-                String::new()
+            note: {
+                let mut note = String::new();
+                if let Some(rec) = &r.record {
+                    note += &format!("{:?}, {}", rec.side, rec.phase);
+                    if let Some(d) = &rec.detail {
+                        note += &format!(" [{}]", d.history);
+                    }
+                }
+                if r.bytes_in > 0 {
+                    note += &format!("; {} B delivered first", r.bytes_in);
+                }
+                note
             },
         },
         Err(_) => common::Row {

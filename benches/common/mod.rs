@@ -35,6 +35,13 @@ pub trait Server {
 pub fn make(name: &str, echo: bool) -> Box<dyn Server> {
     match name {
         "hangup" => Box::new(Hangup::new(echo)),
+        // With close-detection latency measured (issue 14's opt-in).
+        "hangup+latency" => Box::new(Hangup::with_config(
+            Config::default()
+                .listen_backlog(BACKLOG as u32)
+                .close_latency(true),
+            echo,
+        )),
         "mio" => Box::new(RawMio::new(echo)),
         "tokio" => Box::new(Tokio::new(echo)),
         other => panic!("unknown implementation {other}"),
