@@ -47,7 +47,7 @@ impl Recorder {
     }
 
     pub(crate) fn record(&self, kind: CloseKind, d: Duration) {
-        let k = CloseKind::ALL.iter().position(|&x| x == kind).unwrap_or(0);
+        let k = kind.index();
         self.counts[k * BUCKETS + bucket(d)].fetch_add(1, Ordering::Relaxed);
         let us = d.as_micros().min(u128::from(u64::MAX)) as u64;
         self.max_us[k].fetch_max(us, Ordering::Relaxed);
@@ -85,7 +85,7 @@ impl Default for Latency {
 
 impl Latency {
     fn index(kind: CloseKind) -> usize {
-        CloseKind::ALL.iter().position(|&x| x == kind).unwrap_or(0)
+        kind.index()
     }
 
     /// How many closes of this kind were measured.
