@@ -109,6 +109,19 @@
 //! or closed its connection, and nothing reaches a connection after its
 //! `on_close`.
 //!
+//! # Counted, and told whole
+//!
+//! Every reactor keeps [`Counters`] (accepted, connects, turned away by
+//! cause, closes by [`CloseKind`] and by [`Side`], output unsent, open,
+//! bytes), readable from any thread without a lock ([`Handle::counters`],
+//! [`GroupHandle::counters`]). At a close, [`Ctx::record`] in
+//! [`Handler::on_close_with`] gives a [`CloseRecord`]: who ended it, in
+//! which [`EndPhase`], output unsent; with [`Config::close_records`] the
+//! lifetime, bytes, the ordered [`History`] and how long the close took to
+//! notice; with [`Config::tcp_info_at_close`] (or
+//! [`Conn::capture_tcp_info`]) a [`TcpInfo`] snapshot. [`Config::close_latency`]
+//! keeps a [`Latency`] histogram per kind.
+//!
 //! # Cost
 //!
 //! With the default [`Config`], a connection's life costs the syscalls a bare
@@ -183,8 +196,7 @@
 //!   out ([`Reactor::take_listeners`]) and adopts them ([`Reactor::listen_std`]).
 //! - TCP only: no Unix domain sockets, no UDP, no TLS (a TLS library can sit
 //!   in a handler, as any protocol can).
-//! - No built-in counters beyond [`Reactor::connection_count`],
-//!   [`Reactor::closed_count`] and [`Reactor::rejected_count`].
+//! - `TCP_INFO` in the close record is read on Linux only.
 //! - No DNS: [`Reactor::connect`] takes a `SocketAddr`.
 //!
 //! # Features
