@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub mod logging;
 pub mod netns;
+pub mod tun;
 
 pub use logging::init;
 
