@@ -266,6 +266,20 @@ impl Table {
         }
     }
 
+    /// Connection `id`, named from outside the callback that asks
+    /// ([`Conn::other`], [`Ctx::conn`](crate::Ctx::conn)): `None` if it is
+    /// closed or another reactor's. Noted, so that the reactor brings it up
+    /// to date after the callback.
+    pub(crate) fn reach<'t>(&'t mut self, id: ConnId, env: &'t Env) -> Option<Conn<'t>> {
+        self.cores.get_foreign(id)?;
+        self.touched.push(id);
+        Some(Conn {
+            id,
+            table: self,
+            env,
+        })
+    }
+
     /// Starts the record of connection `id` (records on), opened at `now`.
     pub(crate) fn start_rec(&mut self, id: ConnId, now: u64, opened: bool) {
         if let Some(recs) = self.recs.as_mut() {

@@ -94,6 +94,27 @@ impl<H: Handler> Timers<H> {
         TimerId(id)
     }
 
+    /// A one-shot timer `after` from now.
+    pub(crate) fn once(
+        &mut self,
+        env: &Env,
+        after: Duration,
+        f: impl FnOnce(&mut Ctx<'_, H>) + 'static,
+    ) -> TimerId {
+        self.add(env, after, 0, Callback::Once(Box::new(f)))
+    }
+
+    /// A periodic timer (at least 1 ms), the first fire `period` from now.
+    pub(crate) fn every(
+        &mut self,
+        env: &Env,
+        period: Duration,
+        f: impl FnMut(&mut Ctx<'_, H>) + 'static,
+    ) -> TimerId {
+        let p = ticks(period).max(1);
+        self.add(env, period, p, Callback::Every(Box::new(f)))
+    }
+
     pub(crate) fn cancel(&mut self, id: TimerId) -> bool {
         if !self.entries.owns(id.0) || self.entries.remove(id.0).is_none() {
             return false;
@@ -225,13 +246,7 @@ impl<H: Handler> Ctx<'_, H> {
     /// half-close, pause or resume; `None` if it is closed or another
     /// reactor's.
     pub fn conn(&mut self, id: ConnId) -> Option<Conn<'_>> {
-        self.table.cores.get_foreign(id)?;
-        self.table.touched.push(id);
-        Some(Conn {
-            id,
-            table: &mut *self.table,
-            env: self.env,
-        })
+        self.table.reach(id, self.env)
     }
 
     /// Calls `f` once, `after` from this call (never early), on the
@@ -241,8 +256,7 @@ impl<H: Handler> Ctx<'_, H> {
         after: Duration,
         f: impl FnOnce(&mut Ctx<'_, H>) + 'static,
     ) -> TimerId {
-        self.timers
-            .add(self.env, after, 0, Callback::Once(Box::new(f)))
+        self.timers.once(self.env, after, f)
     }
 
     /// Calls `f` every `period` (the first time `period` from this call),
@@ -256,9 +270,7 @@ impl<H: Handler> Ctx<'_, H> {
         period: Duration,
         f: impl FnMut(&mut Ctx<'_, H>) + 'static,
     ) -> TimerId {
-        let p = ticks(period).max(1);
-        self.timers
-            .add(self.env, period, p, Callback::Every(Box::new(f)))
+        self.timers.every(self.env, period, f)
     }
 
     /// Cancels a reactor timer: it does not fire after this call, even if

@@ -329,14 +329,8 @@ async fn client(
 #[test]
 fn chaos_every_ending_exactly_once_nothing_lost() {
     init();
-    let seed = std::env::var("HANGUP_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    let conns: u64 = std::env::var("HANGUP_CHAOS_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let seed = seed("HANGUP_CHAOS_SEED");
+    let conns: u64 = env_u64("HANGUP_CHAOS_CONNS").unwrap_or(10_000);
     println!("chaos: {conns} connections, HANGUP_CHAOS_SEED={seed}");
     raise_nofile(8192);
     // The scripted panics are expected: keep them off stderr.

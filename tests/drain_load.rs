@@ -246,10 +246,7 @@ fn drain_under_load_on_a_group_serves_or_refuses_never_resets() {
 
 fn drain_under_load(what: &str, start: impl FnOnce(usize) -> Target) {
     init();
-    let clients: usize = std::env::var("HANGUP_DRAIN_LOAD_CLIENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000);
+    let clients: usize = env_u64("HANGUP_DRAIN_LOAD_CLIENTS").map_or(1_000, |n| n as usize);
     raise_nofile(4 * clients as u64 + 100);
     let Target { addr, drain, join } = start(clients);
     let draining = Arc::new(AtomicBool::new(false));

@@ -324,18 +324,7 @@ fn refused_is_connect_failed_without_open() {
 fn connect_timeout_against_a_full_backlog_is_connect_failed_timed_out() {
     // A listener whose accept queue is full drops further SYNs: the connect
     // neither succeeds nor fails until our timeout.
-    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
-        .unwrap();
-    sock.listen(0).unwrap();
-    let addr = sock.local_addr().unwrap().as_socket().unwrap();
-    let mut fillers = Vec::new();
-    while fillers.len() < 16 {
-        match TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            Ok(s) => fillers.push(s),
-            Err(_) => break, // the queue is full
-        }
-    }
+    let (addr, hole) = util::blackhole();
     let config = Config::default().connect_timeout(Some(Duration::from_millis(300)));
     let (mut r, tx, rx) = reactor(config);
     let t0 = Instant::now();
@@ -351,7 +340,7 @@ fn connect_timeout_against_a_full_backlog_is_connect_failed_timed_out() {
     let took = t0.elapsed();
     println!(
         "connect_timeout 300 ms: ConnectFailed after {took:?} ({} peers fill the backlog)",
-        fillers.len()
+        hole.fillers()
     );
     assert!(before.is_empty(), "no on_open: {before:?}");
     assert_eq!(reason, ("ConnectFailed", Some(io::ErrorKind::TimedOut)));

@@ -174,14 +174,8 @@ async fn peer(way: Way, mut s: tokio::net::TcpStream) -> PeerSaw {
 #[test]
 fn outbound_chaos_every_ending_once_with_its_reason() {
     init();
-    let seed = std::env::var("HANGUP_OUTBOUND_CHAOS_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    let conns: usize = std::env::var("HANGUP_OUTBOUND_CHAOS_CONNS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5_000);
+    let seed = seed("HANGUP_OUTBOUND_CHAOS_SEED");
+    let conns: usize = env_u64("HANGUP_OUTBOUND_CHAOS_CONNS").map_or(5_000, |n| n as usize);
     println!("outbound chaos: {conns} connects, HANGUP_OUTBOUND_CHAOS_SEED={seed}");
     raise_nofile(4096);
 

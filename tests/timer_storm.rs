@@ -185,14 +185,8 @@ impl Handler for Storm {
 #[test]
 fn timer_storm_each_timer_once_never_early_never_after_cancel_or_close() {
     init();
-    let seed = std::env::var("HANGUP_TIMER_STORM_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    let budget: u64 = std::env::var("HANGUP_TIMER_STORM_CALLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let seed = seed("HANGUP_TIMER_STORM_SEED");
+    let budget: u64 = env_u64("HANGUP_TIMER_STORM_CALLS").unwrap_or(100_000);
     println!(
         "timer storm: {budget} calls over {CONNS} connections, HANGUP_TIMER_STORM_SEED={seed}"
     );

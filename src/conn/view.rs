@@ -511,15 +511,14 @@ impl Conn<'_> {
     /// }
     /// ```
     pub fn other(&mut self, id: ConnId) -> Option<Conn<'_>> {
-        if id != self.id {
-            self.table.cores.get_foreign(id)?;
-            self.table.touched.push(id);
+        if id == self.id {
+            return Some(Conn {
+                id,
+                table: &mut *self.table,
+                env: self.env,
+            });
         }
-        Some(Conn {
-            id,
-            table: &mut *self.table,
-            env: self.env,
-        })
+        self.table.reach(id, self.env)
     }
 
     /// A [`Handle`] to the reactor, to reach other connections (by

@@ -6,7 +6,6 @@ use std::any::Any;
 use std::time::Duration;
 
 use super::{guarded, Reactor};
-use crate::conn::ticks;
 use crate::ctx::{next_period, Callback, Ctx, TimerId};
 use crate::handle::{Command, Task};
 use crate::handler::Handler;
@@ -43,8 +42,7 @@ impl<H: Handler> Reactor<H> {
         after: Duration,
         f: impl FnOnce(&mut Ctx<'_, H>) + 'static,
     ) -> TimerId {
-        self.timers
-            .add(&self.env, after, 0, Callback::Once(Box::new(f)))
+        self.timers.once(&self.env, after, f)
     }
 
     /// Calls `f` every `period`, the first time `period` from this call,
@@ -55,9 +53,7 @@ impl<H: Handler> Reactor<H> {
         period: Duration,
         f: impl FnMut(&mut Ctx<'_, H>) + 'static,
     ) -> TimerId {
-        let p = ticks(period).max(1);
-        self.timers
-            .add(&self.env, period, p, Callback::Every(Box::new(f)))
+        self.timers.every(&self.env, period, f)
     }
 
     /// Cancels a reactor timer; see [`Ctx::cancel_timer`].

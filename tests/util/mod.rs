@@ -413,3 +413,21 @@ pub struct Blackhole {
     _sock: socket2::Socket,
     _fillers: Vec<TcpStream>,
 }
+
+impl Blackhole {
+    /// How many connections fill its accept queue.
+    pub fn fillers(&self) -> usize {
+        self._fillers.len()
+    }
+}
+
+/// A number from the environment (a count, a seed), if set and valid.
+pub fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// The seed a randomized test runs with: `name` from the environment (to
+/// replay a run), else a fresh one. The test prints it.
+pub fn seed(name: &str) -> u64 {
+    env_u64(name).unwrap_or_else(|| fastrand::u64(..))
+}
