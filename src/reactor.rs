@@ -18,23 +18,27 @@ use crate::close::{reason_from_error, CloseReason};
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};
 use crate::connect::Queue;
-use crate::counters::{CloseKind, Counters, Side};
+use crate::counters::Counters;
 #[cfg(doc)]
 use crate::ctx::Ctx;
 use crate::ctx::Timers;
-use crate::handle::{Command, Handle, Stats};
+use crate::handle::{Command, Handle};
 use crate::handler::Handler;
-use crate::record::{CloseDetail, CloseRecord, LifecycleEvent};
 use crate::sys;
 use crate::timer::Wheel;
 
 mod accept;
+mod close;
+mod counts;
 mod dispatch;
 mod drain;
 #[cfg(test)]
 mod model;
 mod outbound;
 mod tasks;
+#[cfg(test)]
+mod tests;
+mod timers;
 
 use dispatch::{deliver, read_ready, write_ready};
 
@@ -325,46 +329,6 @@ impl<H: Handler> Reactor<H> {
         Ok(())
     }
 
-    /// Publishes the counts for [`Handle::stats`], then lets the hand-offs
-    /// adopted this turn leave the pending count: a group's acceptor, which
-    /// balances on open + pending, never sees them in neither.
-    fn publish(&mut self) {
-        self.env.handle.publish(&self.counters());
-        if self.adopted_unpublished != 0 {
-            self.env.handle.adopted(self.adopted_unpublished);
-            self.adopted_unpublished = 0;
-        }
-    }
-
-    /// The counts ([`connection_count`](Reactor::connection_count),
-    /// [`closed_count`](Reactor::closed_count),
-    /// [`rejected_count`](Reactor::rejected_count)); [`Handle::stats`] gives
-    /// the same from any thread, as of the last turn.
-    pub fn stats(&self) -> Stats {
-        Stats {
-            connections: self.table.cores.len() as u64,
-            closed: self.counters.closed,
-            rejected: self.counters.rejected(),
-        }
-    }
-
-    /// Close-detection latency per kind, if
-    /// [`Config::close_latency`] is on ([`Handle::latency`]).
-    pub fn latency(&self) -> Option<crate::Latency> {
-        self.env.handle.latency()
-    }
-
-    /// Everything this reactor counted since it was made ([`Counters`]);
-    /// [`Handle::counters`] gives the same from any thread, as of the last
-    /// turn.
-    pub fn counters(&self) -> Counters {
-        let mut c = self.counters;
-        c.open = self.table.cores.len() as u64;
-        c.bytes_in = self.table.bytes_in;
-        c.bytes_out = self.table.bytes_out;
-        c
-    }
-
     /// A reactor whose clock reads `ms` (tests drive time by hand).
     #[cfg(test)]
     pub(crate) fn with_manual_clock(
@@ -380,22 +344,6 @@ impl<H: Handler> Reactor<H> {
     /// (a group's hand-off acceptor).
     pub(crate) fn adopt_with(&mut self, factory: Factory<H>) {
         self.adopt_factory = Some(factory);
-    }
-
-    /// Connections open now (accepted and outbound, connecting included).
-    pub fn connection_count(&self) -> usize {
-        self.table.cores.len()
-    }
-
-    /// Peers turned away at accept (past `max_connections`, out of
-    /// descriptors, or a factory that panicked), since the reactor was made.
-    pub fn rejected_count(&self) -> u64 {
-        self.counters.rejected()
-    }
-
-    /// Connections closed (that saw `on_close`) since the reactor was made.
-    pub fn closed_count(&self) -> u64 {
-        self.counters.closed
     }
 
     /// The addresses listened on.
@@ -469,16 +417,6 @@ impl<H: Handler> Reactor<H> {
         true
     }
 
-    /// Ends every open connection with `Shutdown` (unless it already had a cause).
-    fn close_all(&mut self) {
-        for id in self.table.cores.ids() {
-            if let Some(core) = self.table.cores.get_mut(id) {
-                core.st.fail(CloseReason::Shutdown);
-            }
-            self.finish(id);
-        }
-    }
-
     // ---- connection events ----
 
     fn conn_event(&mut self, id: ConnId, event: &Event) {
@@ -543,58 +481,6 @@ impl<H: Handler> Reactor<H> {
             self.settle(id);
             self.after_callbacks();
         }
-    }
-
-    fn run_timers(&mut self) {
-        let now = self.env.clock.tick();
-        let mut expired = std::mem::take(&mut self.expired);
-        self.wheel.advance(now, &mut expired);
-        for key in expired.drain(..) {
-            if !self.wheel.take_fired(key) {
-                continue;
-            }
-            let Some(id) = self.table.cores.id_at(key) else {
-                continue;
-            };
-            let core = self.table.cores.get_mut(id).expect("live id");
-            let due = core.st.next_timer();
-            if core.st.expire(now) {
-                log::debug!("conn {id}: timer fired");
-                if let Some(r) = self.table.recs.as_mut().and_then(|r| r.get_mut(key)) {
-                    r.timer_late = (now.saturating_sub(due) + 1).min(u64::from(u32::MAX)) as u32;
-                    r.history.push(LifecycleEvent::TimerFired);
-                }
-            }
-            self.settle(id);
-        }
-        self.expired = expired;
-    }
-
-    /// The handlers' own timers ([`Conn::set_timer`]).
-    fn run_handler_timers(&mut self) {
-        let now = self.env.clock.tick();
-        let mut expired = std::mem::take(&mut self.expired);
-        self.table.timers.advance(now, &mut expired);
-        for key in expired.drain(..) {
-            // Checked again at delivery: an earlier `on_timer` of this batch
-            // may have cancelled or re-armed it, or closed its connection.
-            if !self.table.timers.take_fired(key) {
-                continue;
-            }
-            let Some(id) = self.table.cores.id_at(key) else {
-                continue;
-            };
-            deliver(
-                &mut self.handlers,
-                &mut self.table,
-                &self.env,
-                id,
-                "on_timer",
-                |h, c| h.on_timer(c),
-            );
-            self.after(id);
-        }
-        self.expired = expired;
     }
 
     fn run_commands(&mut self) {
@@ -743,107 +629,6 @@ impl<H: Handler> Reactor<H> {
             }
         }
     }
-
-    /// The close record's detail, if records are on.
-    #[cold]
-    fn close_detail(&mut self, id: ConnId, reason: &CloseReason) -> Option<CloseDetail> {
-        let rec = *self.table.recs.as_ref()?.get(id.index())?;
-        let mut history = rec.history;
-        if matches!(reason, CloseReason::Backpressure) {
-            history.push(LifecycleEvent::Backpressure);
-        }
-        let now = self.env.clock.now();
-        let detected_after = match (Side::of(reason), self.polled_at) {
-            (Side::Peer, Some(at)) if rec.timer_late == 0 => Some(at.elapsed()),
-            _ => None,
-        };
-        Some(CloseDetail {
-            lifetime: Duration::from_millis(now.saturating_sub(rec.opened)),
-            bytes_in: rec.bytes_in,
-            bytes_out: rec.bytes_out,
-            history,
-            detected_after,
-            timer_late: (rec.timer_late > 0)
-                .then(|| Duration::from_millis(u64::from(rec.timer_late - 1))),
-        })
-    }
-
-    /// Closes the socket and calls `on_close`, exactly once.
-    fn finish(&mut self, id: ConnId) {
-        let Some(mut core) = self.table.cores.remove(id) else {
-            return;
-        };
-        // Also clears a fired mark: a timer of this connection that came due
-        // in a batch still being delivered must not reach whoever takes
-        // the slot next.
-        if !self.wheel.is_idle() {
-            self.wheel.cancel(id.index());
-        }
-        if !self.table.timers.is_idle() {
-            self.table.timers.cancel(id.index());
-        }
-        // A reset when asked for, and whenever output we queued was never
-        // sent: the peer must not take partial data for all of it.
-        let unsent_bytes = core.pending() as u64;
-        let unsent = unsent_bytes > 0;
-        let phase = core.st.end_phase();
-        let core_peer = core.peer;
-        // Before the descriptor closes: what the kernel knew, if asked.
-        let tcp_info = if core.st.has(Flag::TCP_INFO) || self.env.config.tcp_info_at_close {
-            sys::tcp_info(&core.stream)
-                .map_err(|e| log::debug!("conn {id}: TCP_INFO: {e}"))
-                .ok()
-        } else {
-            None
-        };
-        if core.st.has(Flag::ABORTIVE) || unsent {
-            if let Err(e) = sys::set_abortive(&core.stream) {
-                log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
-            }
-        }
-        let reason = core.st.take_reason();
-        log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
-        if let Some(drain) = self.drain.as_mut() {
-            drain.count(&reason);
-        }
-        // Closing the descriptor removes it from epoll: no deregister call.
-        drop(core);
-        if self.spare_fd.is_none() && !self.listeners.is_empty() {
-            // The spare was lost to a race for the descriptor it gave back:
-            // the one just freed replaces it.
-            self.spare_fd = open_spare().ok();
-        }
-        self.counters.count_close(&reason, unsent);
-        let handler = self.handlers.get_mut(id.index()).and_then(Option::take);
-        if let Some(mut handler) = handler {
-            let detail = if self.table.recs.is_some() {
-                self.close_detail(id, &reason)
-            } else {
-                None
-            };
-            if let Some(d) = detail.and_then(|d| d.detected_after.or(d.timer_late)) {
-                self.env.handle.record_latency(CloseKind::of(&reason), d);
-            }
-            let record = CloseRecord {
-                id,
-                peer: core_peer,
-                kind: CloseKind::of(&reason),
-                errno: reason.raw_os_error(),
-                side: Side::of(&reason),
-                phase,
-                unsent: unsent_bytes,
-                detail,
-                tcp_info,
-            };
-            let stopping = self.is_stopping();
-            let mut ctx = self.ctx(stopping);
-            ctx.record = Some(&record);
-            guarded("on_close", id, || handler.on_close_with(reason, &mut ctx));
-            if !self.table.touched.is_empty() || !self.table.started.is_empty() {
-                self.after_callbacks();
-            }
-        }
-    }
 }
 
 impl<H: Handler> Drop for Reactor<H> {
@@ -875,80 +660,4 @@ fn alloc_read_buffer(size: usize) -> io::Result<Box<[u8]>> {
 /// A descriptor held in reserve to turn peers away when descriptors run out.
 fn open_spare() -> io::Result<std::fs::File> {
     std::fs::File::open(if cfg!(windows) { "NUL" } else { "/dev/null" })
-}
-
-#[cfg(test)]
-mod clock_tests {
-    use std::io::Write;
-    use std::time::Duration;
-
-    use crate::{CloseReason, Config, Conn, Handler, Reactor};
-
-    struct Nop;
-    impl Handler for Nop {
-        fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
-        fn on_close(&mut self, _: CloseReason) {}
-    }
-
-    /// Clock reads while 20 peers send a byte and reset.
-    fn clock_reads_for_closes(config: Config) -> u64 {
-        let mut r = Reactor::<Nop>::with_config(config).unwrap();
-        let addr = r.listen("127.0.0.1:0".parse().unwrap(), |_| Nop).unwrap();
-        let peers: Vec<_> = (0..20)
-            .map(|_| std::net::TcpStream::connect(addr).unwrap())
-            .collect();
-        while r.connection_count() < 20 {
-            r.run_once(Some(Duration::from_millis(5))).unwrap();
-        }
-        let before = r.env.clock.reads.get();
-        for mut p in peers {
-            p.write_all(b"x").unwrap();
-            socket2::SockRef::from(&p)
-                .set_linger(Some(Duration::ZERO))
-                .unwrap();
-        }
-        while r.connection_count() > 0 {
-            r.run_once(None).unwrap();
-        }
-        r.env.clock.reads.get() - before
-    }
-
-    #[test]
-    fn with_latency_off_no_clock_is_read_on_the_close_path() {
-        assert_eq!(clock_reads_for_closes(Config::default()), 0);
-        let on = clock_reads_for_closes(Config::default().close_latency(true));
-        assert!(on >= 20, "latency on reads the clock at each close: {on}");
-    }
-}
-
-#[cfg(test)]
-mod size_tests {
-    /// What an idle connection costs in the reactor's tables, for an 8-byte
-    /// handler (BENCHMARKS.md, footprint): its core in the slab plus its
-    /// handler slot. A regression here shows up in RSS.
-    #[test]
-    fn per_connection_bytes_for_8_byte_handler_are_small() {
-        struct H8(#[allow(dead_code)] u64);
-        impl crate::Handler for H8 {
-            fn on_data(&mut self, _: &mut crate::Conn<'_>, _: &[u8]) {}
-            fn on_close(&mut self, _: crate::CloseReason) {}
-        }
-        /// The shape of `slab::Entry<Core>`.
-        #[allow(dead_code)]
-        enum SlabEntry<T> {
-            Vacant(usize),
-            Occupied(T),
-        }
-        let core = std::mem::size_of::<SlabEntry<crate::conn::Core>>();
-        let handler = std::mem::size_of::<Option<H8>>();
-        let generation = std::mem::size_of::<u32>();
-        let size = core + handler;
-        println!(
-            "per connection: core {core} B + handler {handler} B (+ {generation} B generation)"
-        );
-        assert!(
-            size <= 104,
-            "core {core} + handler {handler} = {size} bytes"
-        );
-    }
 }

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::time::Duration;
 
 use super::{guarded, Reactor};
-use crate::ctx::{next_period, Callback, Ctx, TimerId};
+use crate::ctx::{Ctx, TimerId};
 use crate::handle::{Command, Task};
 use crate::handler::Handler;
 
@@ -73,59 +73,6 @@ impl<H: Handler> Reactor<H> {
             stopping,
             record: None,
         }
-    }
-
-    /// Fires the reactor timers due this turn, each checked again at
-    /// delivery (an earlier one may have cancelled it).
-    pub(super) fn run_reactor_timers(&mut self) {
-        let now = self.env.clock.tick();
-        let mut expired = std::mem::take(&mut self.expired);
-        self.timers.wheel.advance(now, &mut expired);
-        for key in expired.drain(..) {
-            if !self.timers.wheel.take_fired(key) {
-                continue;
-            }
-            let Some(id) = self.timers.id_at(key) else {
-                continue;
-            };
-            let Some(entry) = self.timers.get_mut(id) else {
-                continue;
-            };
-            let (period, due) = (entry.period, entry.due);
-            let callback = if period == 0 {
-                self.timers.remove(id).and_then(|e| e.callback)
-            } else {
-                entry.callback.take()
-            };
-            let stopping = self.is_stopping();
-            match callback {
-                Some(Callback::Once(f)) => {
-                    let mut ctx = self.ctx(stopping);
-                    guarded("a reactor timer", id, || f(&mut ctx));
-                }
-                Some(Callback::Every(mut f)) => {
-                    let mut ctx = self.ctx(stopping);
-                    let ok = guarded("a periodic reactor timer", id, || f(&mut ctx));
-                    // Re-armed unless it was cancelled (from inside, too)
-                    // or panicked.
-                    match (ok, self.timers.get_mut(id)) {
-                        (Some(()), Some(entry)) => {
-                            let next = next_period(due, period, self.env.clock.tick());
-                            entry.callback = Some(Callback::Every(f));
-                            entry.due = next;
-                            self.timers.schedule(id, next);
-                        }
-                        (None, Some(_)) => {
-                            self.timers.cancel(id);
-                        }
-                        _ => {}
-                    }
-                }
-                None => {}
-            }
-            self.after_callbacks();
-        }
-        self.expired = expired;
     }
 
     /// Runs a task sent through [`Handle::run`](crate::Handle::run).
