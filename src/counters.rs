@@ -216,9 +216,8 @@ impl Counters {
 
     /// Counts one close.
     #[inline]
-    pub(crate) fn count_close(&mut self, reason: &CloseReason, unsent: bool) {
+    pub(crate) fn count_close(&mut self, reason: &CloseReason, kind: CloseKind, unsent: bool) {
         self.closed += 1;
-        let kind = CloseKind::of(reason);
         self.by_kind[kind.index()] += 1;
         let side = if kind == CloseKind::ConnectFailed {
             self.connect_failed += 1;
@@ -383,10 +382,11 @@ mod tests {
     #[test]
     fn closes_sum_by_kind_and_by_side() {
         let mut c = Counters::default();
-        c.count_close(&CloseReason::Reset, false);
-        c.count_close(&CloseReason::Local, true);
+        c.count_close(&CloseReason::Reset, CloseKind::Reset, false);
+        c.count_close(&CloseReason::Local, CloseKind::Local, true);
         c.count_close(
             &CloseReason::ConnectFailed(io::Error::from_raw_os_error(111)),
+            CloseKind::ConnectFailed,
             false,
         );
         assert_eq!(c.closed, 3);
@@ -412,7 +412,7 @@ mod tests {
             bytes_out: 1 << 40,
             ..Counters::default()
         };
-        c.count_close(&CloseReason::Drained, false);
+        c.count_close(&CloseReason::Drained, CloseKind::Drained, false);
         p.store(&c);
         assert_eq!(p.load(), c);
     }

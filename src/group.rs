@@ -569,7 +569,9 @@ fn hand_off(group: &GroupHandle, stream: std::net::TcpStream, peer: SocketAddr) 
 /// already in its backlog are handed off before it stops (closing the
 /// listener would reset them); the workers' drains end only after that.
 fn acceptor(l: TcpListener, group: GroupHandle) {
-    accept_until_stopped(&l, &group);
+    // accept(2) honours SO_RCVTIMEO on Linux: wake up to see a stop.
+    let _ = socket2::SockRef::from(&l).set_read_timeout(Some(Duration::from_millis(50)));
+    accept_while(&l, &group, RUN, None);
     if group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN {
         // As a reactor's drain does: no new handshake from now on, the
         // backlog and the handshakes in flight handed off, then the close.
@@ -577,26 +579,7 @@ fn acceptor(l: TcpListener, group: GroupHandle) {
             log::debug!("hand-off acceptor: stopping new handshakes: {e}");
         }
         let until = Instant::now() + crate::reactor::LISTENER_SETTLE;
-        let mut handed = 0u64;
-        while Instant::now() < until && group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN {
-            match l.accept() {
-                Ok((stream, peer)) => {
-                    hand_off(&group, stream, peer);
-                    handed += 1;
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
-                Err(e) => {
-                    log::debug!("hand-off acceptor, taking in its backlog: {e}");
-                    break;
-                }
-            }
-        }
+        let handed = accept_while(&l, &group, STOP_DRAIN, Some(until));
         log::debug!("hand-off acceptor: {handed} clients handed off as the drain began");
     }
     drop(l);
@@ -605,12 +588,20 @@ fn acceptor(l: TcpListener, group: GroupHandle) {
     }
 }
 
-fn accept_until_stopped(l: &TcpListener, group: &GroupHandle) {
-    // accept(2) honours SO_RCVTIMEO on Linux: wake up to see a stop.
-    let _ = socket2::SockRef::from(l).set_read_timeout(Some(Duration::from_millis(50)));
-    while group.acceptor_stop.load(Ordering::SeqCst) == RUN {
+/// Accepts and hands off while the acceptor's stop flag stays `phase` (and
+/// `until` has not passed); returns how many it handed off. An accept error
+/// other than a time-out is retried while running, and ends a drain's
+/// last accepts.
+fn accept_while(l: &TcpListener, group: &GroupHandle, phase: u8, until: Option<Instant>) -> u64 {
+    let mut handed = 0;
+    while group.acceptor_stop.load(Ordering::SeqCst) == phase
+        && until.is_none_or(|u| Instant::now() < u)
+    {
         match l.accept() {
-            Ok((stream, peer)) => hand_off(group, stream, peer),
+            Ok((stream, peer)) => {
+                hand_off(group, stream, peer);
+                handed += 1;
+            }
             Err(e)
                 if matches!(
                     e.kind(),
@@ -618,10 +609,15 @@ fn accept_until_stopped(l: &TcpListener, group: &GroupHandle) {
                         | io::ErrorKind::TimedOut
                         | io::ErrorKind::Interrupted
                 ) => {}
-            Err(e) => {
+            Err(e) if phase == RUN => {
                 log::warn!("hand-off acceptor: {e}");
                 std::thread::sleep(Duration::from_millis(10));
             }
+            Err(e) => {
+                log::debug!("hand-off acceptor, taking in its backlog: {e}");
+                break;
+            }
         }
     }
+    handed
 }

@@ -92,7 +92,8 @@ impl<H: Handler> Reactor<H> {
             // the one just freed replaces it.
             self.spare_fd = open_spare().ok();
         }
-        self.counters.count_close(&reason, unsent);
+        let kind = CloseKind::of(&reason);
+        self.counters.count_close(&reason, kind, unsent);
         let handler = self.handlers.get_mut(id.index()).and_then(Option::take);
         if let Some(mut handler) = handler {
             let detail = if self.table.recs.is_some() {
@@ -101,12 +102,12 @@ impl<H: Handler> Reactor<H> {
                 None
             };
             if let Some(d) = detail.and_then(|d| d.detected_after.or(d.timer_late)) {
-                self.env.handle.record_latency(CloseKind::of(&reason), d);
+                self.env.handle.record_latency(kind, d);
             }
             let record = CloseRecord {
                 id,
                 peer: core_peer,
-                kind: CloseKind::of(&reason),
+                kind,
                 errno: reason.raw_os_error(),
                 side: Side::of(&reason),
                 phase,

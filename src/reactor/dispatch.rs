@@ -49,16 +49,12 @@ pub(super) fn write_ready<H: Handler>(
     };
     let before = table.bytes_out;
     let done = core.flush(&mut table.bytes_out);
-    if table.recs.is_some() {
-        let sent = table.bytes_out - before;
-        table.count_bytes(id, 0, sent);
+    if let Some(r) = table.recs.as_mut().and_then(|r| r.get_mut(id.index())) {
+        r.bytes_out += table.bytes_out - before;
     }
     if !done {
         return;
     }
-    let Some(core) = table.cores.get_mut(id) else {
-        return;
-    };
     match core.st.phase() {
         Phase::Open => {
             let action = core.st.drained();
