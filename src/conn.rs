@@ -313,14 +313,12 @@ impl Table {
         }
     }
 
-    /// Counts bytes of connection `id` (records on).
+    /// Counts bytes of our output the kernel took for connection `id`
+    /// (records on).
     #[inline]
-    pub(crate) fn count_bytes(&mut self, id: ConnId, read: u64, written: u64) {
-        if let Some(recs) = self.recs.as_mut() {
-            if let Some(r) = recs.get_mut(id.index()) {
-                r.bytes_in += read;
-                r.bytes_out += written;
-            }
+    pub(crate) fn count_sent(&mut self, id: ConnId, sent: u64) {
+        if let Some(r) = self.recs.as_mut().and_then(|r| r.get_mut(id.index())) {
+            r.bytes_out += sent;
         }
     }
 

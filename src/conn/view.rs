@@ -154,7 +154,7 @@ impl Conn<'_> {
         core.write(data, max, id, bytes_out);
         if self.table.recs.is_some() {
             let sent = self.table.bytes_out - before;
-            self.table.count_bytes(id, 0, sent);
+            self.table.count_sent(id, sent);
         }
     }
 
