@@ -262,9 +262,9 @@ pub(crate) enum ConnectOutcome {
 /// connect, as mio documents it: an error in `SO_ERROR` is the connect's
 /// failure; otherwise `peer_addr` succeeding means connected, and
 /// `NotConnected` (ENOTCONN) or EINPROGRESS means not yet. Pure.
-pub(crate) fn classify_connect(
+pub(crate) fn classify_connect<T>(
     so_error: io::Result<Option<io::Error>>,
-    peer_addr: impl FnOnce() -> io::Result<std::net::SocketAddr>,
+    peer_addr: impl FnOnce() -> io::Result<T>,
 ) -> ConnectOutcome {
     match so_error {
         Ok(Some(e))

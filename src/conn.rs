@@ -2,11 +2,9 @@
 //! per-connection state machine, the table of every connection's socket-side
 //! data, and the borrowed [`Conn`] view handlers get.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
-
-use mio::net::TcpStream;
 
 use crate::clock::Clock;
 use crate::close::{reason_from_call_error, CloseReason};
@@ -14,6 +12,7 @@ use crate::config::Config;
 use crate::handle::Handle;
 use crate::record::{LifecycleEvent as Event, Rec};
 use crate::timer::Wheel;
+use crate::transport::{Peer, Stream};
 
 mod slots;
 mod state;
@@ -40,8 +39,9 @@ impl OutBuf {
 /// A connection's socket-side data: what a [`Conn`] borrows.
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
+    pub(crate) stream: Stream,
+    /// Who the peer is; also the connection's kind (the transport seam).
+    pub(crate) peer: Peer,
     pub(crate) st: State,
     /// `None` while nothing is queued: idle connections hold no buffer.
     pub(crate) out: Option<Box<OutBuf>>,
@@ -88,7 +88,7 @@ impl Core {
     /// Carries out an [`Action`] from the state machine.
     pub(crate) fn act(&mut self, action: Action) {
         if action == Action::ShutdownWrite {
-            if let Err(e) = self.stream.shutdown(std::net::Shutdown::Write) {
+            if let Err(e) = self.stream.shutdown_write() {
                 self.call_failed(e);
             }
         }
@@ -326,7 +326,30 @@ impl Table {
     /// (or already Done, if `connect(2)` failed at once). `Err` only when no
     /// socket could be made.
     pub(crate) fn start_connect(&mut self, addr: SocketAddr, env: &Env) -> io::Result<ConnId> {
-        let (stream, failed) = crate::sys::start_connect(addr, &env.config)?;
+        let (sock, failed) = crate::sys::start_connect(addr, &env.config)?;
+        let stream = Stream::from_fd(sock.into());
+        Ok(self.start(stream, failed, Peer::Tcp(addr), &addr.to_string(), env))
+    }
+
+    /// [`start_connect`](Table::start_connect) to a Unix-domain path.
+    pub(crate) fn start_connect_unix(
+        &mut self,
+        path: &std::path::Path,
+        env: &Env,
+    ) -> io::Result<ConnId> {
+        let (stream, failed) = crate::transport::unix::start_connect(path)?;
+        let to = format!("unix:{}", crate::transport::unix::display(path));
+        Ok(self.start(stream, failed, Peer::Unix, &to, env))
+    }
+
+    fn start(
+        &mut self,
+        stream: Stream,
+        failed: Option<io::Error>,
+        peer: Peer,
+        to: &str,
+        env: &Env,
+    ) -> ConnId {
         let deadline = if env.connect_ticks == 0 {
             0
         } else {
@@ -334,21 +357,21 @@ impl Table {
         };
         let mut st = State::connecting(env.idle_ms, deadline);
         if let Some(e) = failed {
-            log::debug!("connect to {addr} failed at once: {e}");
+            log::debug!("connect to {to} failed at once: {e}");
             st.fail(CloseReason::ConnectFailed(e));
         }
         let (id, _) = self.cores.insert(Core {
             stream,
-            peer: addr,
+            peer,
             st,
             out: None,
         });
         if self.recs.is_some() {
             self.start_rec(id, env.clock.now(), false);
         }
-        log::trace!("conn {id}: connecting to {addr}");
+        log::trace!("conn {id}: connecting to {to}");
         self.started.push(id);
-        Ok(id)
+        id
     }
 }
 

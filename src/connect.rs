@@ -133,4 +133,27 @@ impl<H> Connector<H> {
         self.inner.waiting.borrow_mut().push((id, handler));
         Ok(id)
     }
+
+    /// [`connect`](Connector::connect) to a Unix domain socket at `path`
+    /// (see [`Reactor::connect_unix`](crate::Reactor::connect_unix)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Connector::connect).
+    pub fn connect_unix(
+        &self,
+        via: &mut Conn<'_>,
+        path: impl AsRef<std::path::Path>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Connector::connect_unix: the Conn belongs to another reactor",
+            ));
+        }
+        let id = via.table.start_connect_unix(path.as_ref(), via.env)?;
+        self.inner.waiting.borrow_mut().push((id, handler));
+        Ok(id)
+    }
 }

@@ -242,6 +242,25 @@ impl<H: Handler> Ctx<'_, H> {
         }
     }
 
+    /// [`connect`](Ctx::connect) to a Unix domain socket at `path` (see
+    /// [`Reactor::connect_unix`](crate::Reactor::connect_unix)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Ctx::connect).
+    pub fn connect_unix(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        if self.stopping {
+            return Err(stopped());
+        }
+        let id = self.table.start_connect_unix(path.as_ref(), self.env)?;
+        self.connects.waiting.borrow_mut().push((id, handler));
+        Ok(id)
+    }
+
     /// Connection `id` of this reactor, to write to, close, abort,
     /// half-close, pause or resume; `None` if it is closed or another
     /// reactor's.

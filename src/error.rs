@@ -37,6 +37,96 @@ pub(crate) fn named(context: impl fmt::Display, e: io::Error) -> io::Error {
     )
 }
 
+/// What [`Reactor::listen_std`](crate::Reactor::listen_std) returns, inside
+/// its `InvalidInput` error, when the listener it was given is not a TCP
+/// socket: it says what the listener is and what to call instead, and gives
+/// the listener back ([`into_fd`](NotTcp::into_fd)), so nothing is lost.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::OwnedFd;
+/// use hangup::{CloseReason, Conn, Handler, NotTcp, Reactor};
+/// # struct Quiet;
+/// # impl Handler for Quiet {
+/// #     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+/// #     fn on_close(&mut self, _: CloseReason) {}
+/// # }
+/// let dir = std::env::temp_dir().join(format!("hangup-nottcp-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir)?;
+/// let unix = std::os::unix::net::UnixListener::bind(dir.join("s.sock"))?;
+/// // Safe code can dress any socket as a TcpListener:
+/// let dressed = std::net::TcpListener::from(OwnedFd::from(unix));
+/// let mut reactor = Reactor::new()?;
+/// let err = reactor.listen_std(dressed, |_| Quiet).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+/// assert!(err.to_string().contains("listen_unix_std"), "{err}");
+/// // The listener is not lost: adopt it as what it is.
+/// let back = err.into_inner().unwrap().downcast::<NotTcp>().unwrap().into_fd();
+/// reactor.listen_unix_std(std::os::unix::net::UnixListener::from(back), |_| Quiet)?;
+/// # std::fs::remove_dir_all(&dir)?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct NotTcp {
+    what: String,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl NotTcp {
+    /// The listener, as it was given.
+    pub fn into_fd(self) -> std::os::fd::OwnedFd {
+        self.fd
+    }
+
+    /// `l` if it is a TCP socket (IPv4 or IPv6, stream); else the error.
+    pub(crate) fn check(l: std::net::TcpListener) -> io::Result<std::net::TcpListener> {
+        let sock = socket2::SockRef::from(&l);
+        let what = match (sock.domain(), sock.r#type()) {
+            (Ok(d), Ok(t))
+                if (d == socket2::Domain::IPV4 || d == socket2::Domain::IPV6)
+                    && t == socket2::Type::STREAM =>
+            {
+                return Ok(l)
+            }
+            (Ok(socket2::Domain::UNIX), _) => {
+                let at = sock
+                    .local_addr()
+                    .ok()
+                    .and_then(|a| {
+                        a.as_pathname()
+                            .map(|p| format!(" bound to {}", p.display()))
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "listen_std takes a TCP listener, and got a Unix-domain socket{at}; \
+                     adopt it with Reactor::listen_unix_std (it is inside this error: NotTcp::into_fd)"
+                )
+            }
+            (Ok(d), Ok(t)) => format!(
+                "listen_std takes a TCP listener, and got a socket of domain {d:?}, type {t:?} \
+                 (it is inside this error: NotTcp::into_fd)"
+            ),
+            (Err(e), _) | (_, Err(e)) => format!(
+                "listen_std takes a TCP listener, and got a descriptor that is not a socket ({e}) \
+                 (it is inside this error: NotTcp::into_fd)"
+            ),
+        };
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            NotTcp { what, fd: l.into() },
+        ))
+    }
+}
+
+impl fmt::Display for NotTcp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.what)
+    }
+}
+
+impl Error for NotTcp {}
+
 /// The OS error code of `e`, or of the `io::Error` it wraps: hangup names
 /// the address in the errors it returns (`listen on 127.0.0.1:80:
 /// Address already in use`), which makes `e.raw_os_error()` itself `None`;

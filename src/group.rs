@@ -519,7 +519,7 @@ where
             Feed::Listener(l) => {
                 reactor.listen_std(l, factory)?;
             }
-            Feed::HandOff => reactor.adopt_with(Box::new(factory)),
+            Feed::HandOff => reactor.adopt_with(crate::reactor::tcp_factory(factory)),
         }
         Ok(reactor)
     };

@@ -245,6 +245,7 @@ mod reactor;
 mod record;
 mod sys;
 mod timer;
+mod transport;
 
 pub use close::CloseReason;
 pub use config::{Config, Keepalive};
@@ -252,7 +253,7 @@ pub use conn::{Conn, ConnId};
 pub use connect::Connector;
 pub use counters::{CloseKind, Counters, Side};
 pub use ctx::{Ctx, TimerId};
-pub use error::raw_os_error;
+pub use error::{raw_os_error, NotTcp};
 #[cfg(feature = "metrics")]
 pub use export::{export_metrics, publish as publish_metrics};
 pub use group::{Balance, Group, GroupConnId, GroupHandle};
@@ -261,3 +262,4 @@ pub use handler::Handler;
 pub use latency::Latency;
 pub use reactor::{DrainReport, Reactor};
 pub use record::{CloseDetail, CloseRecord, EndPhase, History, LifecycleEvent, TcpInfo};
+pub use transport::{Peer, PeerCred, UnixListenOptions};

@@ -11,7 +11,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use mio::event::Event;
-use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::close::{reason_from_error, CloseReason};
@@ -26,6 +25,7 @@ use crate::handle::{Command, Handle};
 use crate::handler::Handler;
 use crate::sys;
 use crate::timer::Wheel;
+use crate::transport::{self, ListenAddr, Peer};
 
 mod accept;
 mod close;
@@ -53,11 +53,16 @@ const MAX_RESERVED_SLOTS: usize = 65_536;
 /// spare descriptor could turn peers away.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-type Factory<H> = Box<dyn FnMut(SocketAddr) -> H>;
+type Factory<H> = Box<dyn FnMut(Peer) -> H>;
+
+/// A TCP listener's factory, taking a [`Peer`].
+pub(crate) fn tcp_factory<H, F: FnMut(SocketAddr) -> H + 'static>(mut f: F) -> Factory<H> {
+    Box::new(move |p: Peer| f(p.addr_or_unspecified()))
+}
 
 struct Listener<H> {
-    sock: TcpListener,
-    addr: SocketAddr,
+    sock: transport::Listener,
+    addr: ListenAddr,
     factory: Factory<H>,
 }
 
@@ -136,7 +141,11 @@ impl<H: Handler> fmt::Debug for Reactor<H> {
             .field("connections", &self.table.cores.len())
             .field(
                 "listeners",
-                &self.listeners.iter().map(|l| l.addr).collect::<Vec<_>>(),
+                &self
+                    .listeners
+                    .iter()
+                    .map(|l| l.addr.to_string())
+                    .collect::<Vec<_>>(),
             )
             .field("config", &self.env.config)
             .field("shut_down", &self.shut_down)
@@ -346,9 +355,16 @@ impl<H: Handler> Reactor<H> {
         self.adopt_factory = Some(factory);
     }
 
-    /// The addresses listened on.
+    /// The TCP addresses listened on (Unix-domain listeners are not
+    /// among them).
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
-        self.listeners.iter().map(|l| l.addr).collect()
+        self.listeners
+            .iter()
+            .filter_map(|l| match l.addr {
+                ListenAddr::Tcp(a) => Some(a),
+                ListenAddr::Unix(_) => None,
+            })
+            .collect()
     }
 
     /// This reactor's configuration.

@@ -7,7 +7,6 @@
 //! the close took to notice.
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::conn::ConnId;
@@ -234,8 +233,8 @@ pub struct CloseDetail {
 pub struct CloseRecord {
     /// The connection.
     pub id: ConnId,
-    /// Its peer (for an outbound connect, the address connected to).
-    pub peer: SocketAddr,
+    /// Its peer (for an outbound TCP connect, the address connected to).
+    pub peer: crate::Peer,
     /// The kind of its [`CloseReason`](crate::CloseReason).
     pub kind: CloseKind,
     /// The reason's errno, if any (Linux's numbering).

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::conn::ConnId;
 use crate::handle::Handle;
 use crate::record::LifecycleEvent as Event;
+use crate::transport::{Peer, PeerCred};
 
 /// A handler's view of a connection during a callback: its own, or another
 /// one of the same reactor reached with [`Conn::other`].
@@ -125,10 +126,38 @@ impl Conn<'_> {
         self.id
     }
 
-    /// The peer's address: as `accept` reported it, or the address an
-    /// outbound connection was opened to. Any phase.
+    /// The peer's TCP address: as `accept` reported it, or the address an
+    /// outbound connection was opened to. For a Unix-domain connection,
+    /// which has no such address, `0.0.0.0:0` (unspecified): see
+    /// [`peer`](Conn::peer). Any phase.
     pub fn peer_addr(&self) -> SocketAddr {
+        self.peek().peer.addr_or_unspecified()
+    }
+
+    /// Who the peer is: [`Peer::Tcp`] with its address, or [`Peer::Unix`].
+    /// Any phase.
+    pub fn peer(&self) -> Peer {
         self.peek().peer
+    }
+
+    /// The Unix-domain peer's credentials (`SO_PEERCRED`: pid, uid, gid,
+    /// fixed when it connected), read from the kernel now: nothing is read
+    /// or kept for connections that do not ask. Any phase.
+    ///
+    /// # Errors
+    ///
+    /// `ErrorKind::Unsupported` for a TCP connection, or where the OS has no
+    /// `SO_PEERCRED` (Linux and Android have it); otherwise the error
+    /// `getsockopt(2)` gave.
+    pub fn peer_cred(&self) -> std::io::Result<PeerCred> {
+        let core = self.peek();
+        if !core.peer.is_unix() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "peer credentials exist only for Unix-domain connections",
+            ));
+        }
+        crate::transport::unix::peer_cred(&core.stream)
     }
 
     /// Sends `data`, without blocking.

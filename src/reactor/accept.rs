@@ -3,15 +3,16 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::Path;
 
-use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
-use super::{deliver, guarded, open_spare, Factory, Listener, Reactor, ACCEPT_RETRY};
+use super::{deliver, guarded, open_spare, tcp_factory, Factory, Listener, Reactor, ACCEPT_RETRY};
 use crate::conn::{ticks, ConnId, Core, State, LISTENER_BIT};
-use crate::error::named;
+use crate::error::{named, NotTcp};
 use crate::handler::Handler;
 use crate::sys;
+use crate::transport::{self, unix, ListenAddr, Peer, Stream, UnixListenOptions};
 
 impl<H: Handler> Reactor<H> {
     /// Binds `addr`, listens, and makes a handler with `factory` for every
@@ -31,7 +32,7 @@ impl<H: Handler> Reactor<H> {
         let named = |e: io::Error| named(format!("listen on {addr}"), e);
         self.hold_spare(&addr.to_string())?;
         let sock = sys::bind_listener(addr, self.env.config.listen_backlog).map_err(named)?;
-        self.add_listener(sock, Box::new(factory))
+        self.add_tcp_listener(sock, tcp_factory(factory))
     }
 
     /// Adopts a listener that is already bound and listening: one passed by
@@ -45,6 +46,11 @@ impl<H: Handler> Reactor<H> {
     /// Setting it non-blocking, reading its address or registering it
     /// failed, or no spare descriptor could be held in reserve (as for
     /// [`listen`](Reactor::listen)).
+    ///
+    /// A listener that is not a TCP socket (a Unix-domain listener turned
+    /// into a `TcpListener` through its descriptor) is `InvalidInput`: the
+    /// message says what it is and what to call instead, and the listener
+    /// is not lost: [`NotTcp`] inside the error gives it back.
     ///
     /// # Examples
     ///
@@ -70,33 +76,200 @@ impl<H: Handler> Reactor<H> {
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
+        let listener = NotTcp::check(listener)?;
         let at = listener
             .local_addr()
             .map_or_else(|_| "an adopted listener".to_string(), |a| a.to_string());
         let named = |e: io::Error| named(format!("listen on {at}"), e);
         listener.set_nonblocking(true).map_err(named)?;
         self.hold_spare(&at)?;
-        self.add_listener(mio::net::TcpListener::from_std(listener), Box::new(factory))
+        self.add_tcp_listener(
+            mio::net::TcpListener::from_std(listener),
+            tcp_factory(factory),
+        )
     }
 
-    /// Hands out this reactor's listening sockets without closing them, and
-    /// stops accepting on them: for a restart, a new process receives them
+    /// Binds a Unix domain socket at `path`, listens, and makes a handler
+    /// with `factory` for every peer accepted there (given [`Peer::Unix`]).
+    /// A path that begins with a NUL byte (`"\0name"`) is a Linux abstract
+    /// name: no file is made.
+    ///
+    /// The socket file is removed when the listener goes away (the reactor
+    /// is dropped, or a drain closes it), if the path still names the file
+    /// this call made (same device and inode): a successor that has bound
+    /// the path since keeps its socket. A file already at the path is never
+    /// replaced: see [`listen_unix_with`](Reactor::listen_unix_with).
+    ///
+    /// Every close rule of TCP holds, with these differences: keepalive and
+    /// [`Config::user_timeout`](crate::Config::user_timeout) do not apply (a
+    /// hung peer process is found only by an idle timeout), so a Unix
+    /// connection never ends `TimedOut`; and AF_UNIX has no reset to send,
+    /// so a close with output left unsent (or [`Conn::abort`](crate::Conn::abort))
+    /// reports its failure here while the peer sees an end of stream, or
+    /// `ECONNRESET` if data it sent was left unread.
+    ///
+    /// # Errors
+    ///
+    /// The path is in use (`AddrInUse`: a live listener answers there, a
+    /// stale socket file is in the way, or the file is not a socket), or
+    /// binding failed otherwise; every message names the path.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) { conn.write(data) }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    ///
+    /// let dir = std::env::temp_dir().join(format!("hangup-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.listen_unix(&path, |_peer| Echo)?;
+    ///
+    /// let mut client = std::os::unix::net::UnixStream::connect(&path)?;
+    /// client.write_all(b"hi")?;
+    /// client.set_nonblocking(true)?; // this thread also drives the reactor
+    /// let mut got = Vec::new();
+    /// while got.len() < 2 {
+    ///     reactor.run_once(Some(std::time::Duration::from_millis(10)))?;
+    ///     let mut buf = [0u8; 16];
+    ///     if let Ok(n) = client.read(&mut buf) {
+    ///         got.extend_from_slice(&buf[..n]);
+    ///     }
+    /// }
+    /// assert_eq!(got, b"hi");
+    /// drop(reactor); // removes the socket file
+    /// assert!(!path.exists());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn listen_unix<F>(&mut self, path: impl AsRef<Path>, factory: F) -> io::Result<()>
+    where
+        F: FnMut(Peer) -> H + 'static,
+    {
+        self.listen_unix_with(path, UnixListenOptions::new(), factory)
+    }
+
+    /// [`listen_unix`](Reactor::listen_unix), with options: replacing a stale
+    /// socket file, the file's permissions.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_unix`](Reactor::listen_unix).
+    pub fn listen_unix_with<F>(
+        &mut self,
+        path: impl AsRef<Path>,
+        options: UnixListenOptions,
+        factory: F,
+    ) -> io::Result<()>
+    where
+        F: FnMut(Peer) -> H + 'static,
+    {
+        let path = path.as_ref();
+        let at = format!("unix:{}", unix::display(path));
+        self.hold_spare(&at)?;
+        let sock = unix::bind(path, options, self.env.config.listen_backlog)?;
+        self.add_listener(
+            transport::Listener::Unix(sock),
+            ListenAddr::Unix(unix::display(path)),
+            Box::new(factory),
+        )
+    }
+
+    /// Adopts a Unix-domain listener that is already bound and listening
+    /// (socket activation, or a restart's hand-over): set non-blocking here.
+    /// Its socket file is not this reactor's and is never removed.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_std`](Reactor::listen_std).
+    pub fn listen_unix_std<F>(
+        &mut self,
+        listener: std::os::unix::net::UnixListener,
+        factory: F,
+    ) -> io::Result<()>
+    where
+        F: FnMut(Peer) -> H + 'static,
+    {
+        let at = listener
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "an adopted listener".to_string());
+        let named = |e: io::Error| named(format!("listen on unix:{at}"), e);
+        let sock = unix::UnixListener::adopt(listener).map_err(named)?;
+        self.hold_spare(&format!("unix:{at}"))?;
+        self.add_listener(
+            transport::Listener::Unix(sock),
+            ListenAddr::Unix(at),
+            Box::new(factory),
+        )
+    }
+
+    /// Hands out this reactor's TCP listening sockets without closing them,
+    /// and stops accepting on them (Unix-domain ones stay: see
+    /// [`take_unix_listeners`](Reactor::take_unix_listeners)): for a restart, a new process receives them
     /// (for example over a Unix socket with `SCM_RIGHTS`, or inherited across
     /// `exec`) and adopts them with [`listen_std`](Reactor::listen_std),
     /// while this one drains ([`Handle::drain`](crate::Handle::drain)). Clients that connect in
     /// between wait in the kernel's backlog for the new owner; none is
     /// refused or reset. They are returned blocking, as std makes them.
     pub fn take_listeners(&mut self) -> Vec<std::net::TcpListener> {
-        let mut out = Vec::with_capacity(self.listeners.len());
+        self.take_where(|l| l.is_tcp())
+            .into_iter()
+            .filter_map(|l| match l {
+                transport::Listener::Tcp(l) => Some(std::net::TcpListener::from(l)),
+                transport::Listener::Unix(_) => None,
+            })
+            .collect()
+    }
+
+    /// Hands out this reactor's Unix-domain listening sockets, as
+    /// [`take_listeners`](Reactor::take_listeners) does TCP ones: their
+    /// socket files stay where they are, for the new owner
+    /// ([`listen_unix_std`](Reactor::listen_unix_std)).
+    pub fn take_unix_listeners(&mut self) -> Vec<std::os::unix::net::UnixListener> {
+        self.take_where(|l| !l.is_tcp())
+            .into_iter()
+            .filter_map(|l| match l {
+                transport::Listener::Unix(l) => Some(l.into_std()),
+                transport::Listener::Tcp(_) => None,
+            })
+            .collect()
+    }
+
+    /// Takes the listeners `pick` chooses out of the loop, blocking again.
+    /// Those left are registered again under their new positions.
+    fn take_where(
+        &mut self,
+        pick: impl Fn(&transport::Listener) -> bool,
+    ) -> Vec<transport::Listener> {
+        let mut out = Vec::new();
+        let mut kept = Vec::new();
         for mut l in self.listeners.drain(..) {
             if let Err(e) = self.poll.registry().deregister(&mut l.sock) {
                 log::warn!("deregistering the listener on {}: {e}", l.addr);
             }
-            let std_listener = std::net::TcpListener::from(l.sock);
-            if let Err(e) = std_listener.set_nonblocking(false) {
-                log::warn!("making the listener on {} blocking: {e}", l.addr);
+            if pick(&l.sock) {
+                if let Err(e) = l.sock.sock_ref().set_nonblocking(false) {
+                    log::warn!("making the listener on {} blocking: {e}", l.addr);
+                }
+                out.push(l.sock);
+            } else {
+                kept.push(l);
             }
-            out.push(std_listener);
+        }
+        for l in kept {
+            let (sock, addr, factory) = (l.sock, l.addr, l.factory);
+            if let Err(e) = self.add_listener(sock, addr.clone(), factory) {
+                log::error!("listening on {addr} again: {e}");
+            }
         }
         out
     }
@@ -116,25 +289,39 @@ impl<H: Handler> Reactor<H> {
         Ok(())
     }
 
-    fn add_listener(
+    fn add_tcp_listener(
         &mut self,
-        mut sock: TcpListener,
+        sock: mio::net::TcpListener,
         factory: Factory<H>,
     ) -> io::Result<SocketAddr> {
         let bound = sock.local_addr()?;
-        let named = |e: io::Error| named(format!("listen on {bound}"), e);
+        self.add_listener(
+            transport::Listener::Tcp(sock),
+            ListenAddr::Tcp(bound),
+            factory,
+        )?;
+        Ok(bound)
+    }
+
+    fn add_listener(
+        &mut self,
+        mut sock: transport::Listener,
+        addr: ListenAddr,
+        factory: Factory<H>,
+    ) -> io::Result<()> {
+        let named = |e: io::Error| named(format!("listen on {addr}"), e);
         let token = Token(LISTENER_BIT | self.listeners.len());
         self.poll
             .registry()
             .register(&mut sock, token, Interest::READABLE)
             .map_err(named)?;
-        log::debug!("listening on {bound}");
+        log::debug!("listening on {addr}");
         self.listeners.push(Listener {
             sock,
-            addr: bound,
+            addr,
             factory,
         });
-        Ok(bound)
+        Ok(())
     }
 
     #[inline]
@@ -193,7 +380,7 @@ impl<H: Handler> Reactor<H> {
             self.counters.rejected_other += 1;
             return;
         }
-        self.open(None, TcpStream::from_std(stream), peer);
+        self.open(None, Stream::from_fd(stream.into()), Peer::Tcp(peer));
     }
 
     /// EMFILE/ENFILE: give back the spare descriptor, accept one pending
@@ -209,7 +396,7 @@ impl<H: Handler> Reactor<H> {
     /// again as soon as any connection closes, and accepting retries every
     /// 100 ms instead of spinning.
     fn out_of_descriptors(&mut self, li: usize, e: &io::Error) -> bool {
-        let addr = self.listeners[li].addr;
+        let addr = self.listeners[li].addr.clone();
         let Some(spare) = self.spare_fd.take() else {
             self.spare_fd = open_spare().ok();
             log::warn!("accept on {addr}: {e}; retrying in {ACCEPT_RETRY:?}");
@@ -245,17 +432,11 @@ impl<H: Handler> Reactor<H> {
     }
 
     /// Opens an accepted connection with listener `li`'s factory, or the
-    /// adopt factory for `None`.
-    /// Opens an accepted connection: options, registration, handler,
-    /// `on_open`. Its id, unless it was turned away.
-    fn open(
-        &mut self,
-        li: Option<usize>,
-        mut stream: TcpStream,
-        peer: SocketAddr,
-    ) -> Option<ConnId> {
-        if self.socket_options {
-            if let Err(e) = sys::apply_socket_options(&stream, &self.env.config) {
+    /// adopt factory for `None`: options, registration, handler, `on_open`.
+    /// Its id, unless it was turned away.
+    fn open(&mut self, li: Option<usize>, mut stream: Stream, peer: Peer) -> Option<ConnId> {
+        if self.socket_options && !peer.is_unix() {
+            if let Err(e) = sys::apply_socket_options(&stream.sock_ref(), &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
                 self.counters.rejected_other += 1;
                 return None;

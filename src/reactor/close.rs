@@ -2,9 +2,11 @@
 //! an abort asked for), the counts and the close record are made, and the
 //! handler hears `on_close` exactly once.
 
+use std::os::fd::AsFd;
 use std::time::Duration;
 
 use super::{guarded, open_spare, Reactor};
+
 use crate::close::CloseReason;
 use crate::conn::{ConnId, Flag};
 use crate::counters::{CloseKind, Side};
@@ -68,15 +70,19 @@ impl<H: Handler> Reactor<H> {
         let phase = core.st.end_phase();
         let core_peer = core.peer;
         // Before the descriptor closes: what the kernel knew, if asked.
-        let tcp_info = if core.st.has(Flag::TCP_INFO) || self.env.config.tcp_info_at_close {
-            sys::tcp_info(&core.stream)
+        let tcp = !core.peer.is_unix();
+        let tcp_info = if tcp && (core.st.has(Flag::TCP_INFO) || self.env.config.tcp_info_at_close)
+        {
+            sys::tcp_info(core.stream.as_fd())
                 .map_err(|e| log::debug!("conn {id}: TCP_INFO: {e}"))
                 .ok()
         } else {
             None
         };
-        if core.st.has(Flag::ABORTIVE) || unsent {
-            if let Err(e) = sys::set_abortive(&core.stream) {
+        // AF_UNIX has no reset to send: its peer sees ECONNRESET only if
+        // data it sent stays unread here, which closing leaves as it is.
+        if tcp && (core.st.has(Flag::ABORTIVE) || unsent) {
+            if let Err(e) = sys::set_abortive(&core.stream.sock_ref()) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
             }
         }

@@ -3,8 +3,6 @@
 //! fields, so that a callback can borrow the whole connection table while
 //! the reactor holds its handler.
 
-use std::io::Read;
-
 use super::guarded;
 use crate::close::{after_data, classify_read, AfterData, CloseReason, ReadOutcome};
 use crate::conn::{Conn, ConnId, Env, Flag, Phase, Table};

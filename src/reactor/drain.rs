@@ -9,7 +9,6 @@ use super::{deliver, Reactor};
 use crate::close::CloseReason;
 use crate::conn::{ticks, ConnId, Flag};
 use crate::handler::Handler;
-use crate::sys;
 
 /// How a drain ended its connections ([`Reactor::drain_report`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -94,8 +93,8 @@ impl<H: Handler> Reactor<H> {
         // handshakes that were in flight, until `LISTENER_SETTLE` has
         // passed. A client whose SYN was dropped retries after about 1 s and
         // meets a closed listener: it is refused, never reset.
-        for l in &self.listeners {
-            if let Err(e) = sys::stop_new_handshakes(&socket2::SockRef::from(&l.sock)) {
+        for l in &mut self.listeners {
+            if let Err(e) = l.sock.stop_new_peers() {
                 log::debug!("drain: stopping new handshakes on {}: {e}", l.addr);
             }
         }

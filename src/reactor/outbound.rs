@@ -68,13 +68,78 @@ impl<H: Handler> Reactor<H> {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn connect(&mut self, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
+        self.start_connect(handler, |table, env| table.start_connect(addr, env))
+    }
+
+    /// Starts a non-blocking connect to the Unix domain socket at `path` (a
+    /// path that begins with a NUL byte is a Linux abstract name), with the
+    /// contract of [`connect`](Reactor::connect): `on_open` once connected,
+    /// or only `on_close(CloseReason::ConnectFailed(e))`: no such path
+    /// (`ENOENT`), nobody listening (`ECONNREFUSED`), or the listener's
+    /// backlog full (`EAGAIN`: a Unix connect does not wait for room).
+    /// [`Config::connect_timeout`](crate::Config::connect_timeout) applies;
+    /// keepalive and the user timeout do not.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Reactor::connect).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    ///
+    /// struct Hello;
+    /// impl Handler for Hello {
+    ///     fn on_open(&mut self, conn: &mut Conn<'_>) {
+    ///         assert!(conn.peer().is_unix());
+    ///         conn.write(b"hello\n");
+    ///         conn.close();
+    ///     }
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_close(&mut self, reason: CloseReason) {
+    ///         println!("closed: {reason}");
+    ///     }
+    /// }
+    ///
+    /// let dir = std::env::temp_dir().join(format!("hangup-connect-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let server = std::os::unix::net::UnixListener::bind(dir.join("s.sock"))?;
+    /// let mut reactor = Reactor::new()?;
+    /// reactor.connect_unix(dir.join("s.sock"), Hello)?;
+    /// let (mut peer, _) = server.accept()?;
+    /// let mut got = String::new();
+    /// while got.is_empty() {
+    ///     reactor.run_once(Some(Duration::from_millis(10)))?;
+    ///     peer.set_nonblocking(true)?;
+    ///     let _ = std::io::Read::read_to_string(&mut peer, &mut got);
+    /// }
+    /// assert_eq!(got, "hello\n");
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn connect_unix(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        let path = path.as_ref();
+        self.start_connect(handler, |table, env| table.start_connect_unix(path, env))
+    }
+
+    fn start_connect(
+        &mut self,
+        handler: H,
+        start: impl FnOnce(&mut crate::conn::Table, &crate::conn::Env) -> io::Result<ConnId>,
+    ) -> io::Result<ConnId> {
         if self.shut_down {
             return Err(io::Error::new(
                 io::ErrorKind::NotConnected,
                 "Reactor::connect: the reactor has stopped",
             ));
         }
-        let id = self.table.start_connect(addr, &self.env)?;
+        let id = start(&mut self.table, &self.env)?;
         self.connects.waiting.borrow_mut().push((id, handler));
         self.after_callbacks();
         Ok(id)
@@ -103,7 +168,7 @@ impl<H: Handler> Reactor<H> {
             return false;
         };
         let so_error = core.stream.take_error();
-        match classify_connect(so_error, || core.stream.peer_addr()) {
+        match classify_connect(so_error, || core.stream.is_connected()) {
             ConnectOutcome::Pending => false,
             ConnectOutcome::Failed(e) => {
                 log::debug!("conn {id}: connect to {} failed: {e}", core.peer);

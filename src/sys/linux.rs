@@ -11,6 +11,11 @@ pub(crate) const ETIMEDOUT: Option<i32> = Some(110);
 pub(crate) const ECONNRESET: Option<i32> = Some(104);
 pub(crate) const ENOBUFS: Option<i32> = Some(105);
 pub(crate) const EINPROGRESS: Option<i32> = Some(115);
+pub(crate) const ECONNREFUSED: Option<i32> = Some(111);
+
+/// `send(2)` flags for every write: a write to a closed peer is `EPIPE`,
+/// never a `SIGPIPE` (AF_UNIX sockets would raise it).
+pub(crate) const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
 
 /// epoll(7): with edge-triggered readiness, a read that returns fewer bytes
 /// than asked means the receive queue was drained.
@@ -53,28 +58,46 @@ pub(crate) fn stop_new_handshakes(sock: &SockRef<'_>) -> io::Result<()> {
     sock.attach_filter(&program)
 }
 
-/// `getsockopt(TCP_INFO)`: what the kernel knows of a connection.
+/// Plain old data that `getsockopt(2)` may fill: integers only, so all-zero
+/// bytes are a valid value.
+trait Pod: Copy {}
+impl Pod for libc::tcp_info {}
+impl Pod for libc::ucred {}
+
+/// `getsockopt(fd, level, name)` into a `T`.
 #[allow(unsafe_code)]
-pub(crate) fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::TcpInfo> {
+fn getsockopt<T: Pod>(fd: std::os::fd::BorrowedFd<'_>, level: i32, name: i32) -> io::Result<T> {
     use std::os::fd::AsRawFd;
-    // SAFETY: tcp_info is plain old data (integers only), so all-zero is a
-    // valid value; getsockopt writes at most `len` bytes into it and sets
-    // `len` to what it wrote, and `fd` is a live descriptor borrowed for the
-    // call.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    // SAFETY: T is plain old data (the Pod trait, implemented only for
+    // integer-only C structs), so all-zero is a valid value; getsockopt
+    // writes at most `len` bytes into it, and `fd` is a live descriptor
+    // borrowed for the call.
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     let r = unsafe {
         libc::getsockopt(
             fd.as_raw_fd(),
-            libc::SOL_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
+            level,
+            name,
+            (&mut value as *mut T).cast(),
             &mut len,
         )
     };
     if r != 0 {
         return Err(io::Error::last_os_error());
     }
+    Ok(value)
+}
+
+/// `getsockopt(SO_PEERCRED)`: the Unix-domain peer's pid, uid and gid.
+pub(crate) fn peer_cred(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
+    let c: libc::ucred = getsockopt(fd, libc::SOL_SOCKET, libc::SO_PEERCRED)?;
+    Ok((c.pid, c.uid, c.gid))
+}
+
+/// `getsockopt(TCP_INFO)`: what the kernel knows of a connection.
+pub(crate) fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::TcpInfo> {
+    let info: libc::tcp_info = getsockopt(fd, libc::SOL_TCP, libc::TCP_INFO)?;
     let us = |v: u32| Duration::from_micros(u64::from(v));
     Ok(crate::TcpInfo {
         state: info.tcpi_state,

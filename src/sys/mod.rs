@@ -20,7 +20,9 @@ mod imp;
 #[path = "other.rs"]
 mod imp;
 
-pub(crate) use imp::{ECONNRESET, EINPROGRESS, ETIMEDOUT, SHORT_READ_DRAINS};
+pub(crate) use imp::{
+    peer_cred, ECONNREFUSED, ECONNRESET, EINPROGRESS, ETIMEDOUT, SEND_FLAGS, SHORT_READ_DRAINS,
+};
 
 /// Whether `config` sets any per-connection socket option.
 /// Stops new handshakes on a listener about to close, where the OS can
@@ -30,38 +32,33 @@ pub(crate) fn stop_new_handshakes(listener: &SockRef<'_>) -> io::Result<()> {
 }
 
 /// `getsockopt(TCP_INFO)` of a connection (Linux; `Unsupported` elsewhere).
-pub(crate) fn tcp_info(stream: &mio::net::TcpStream) -> io::Result<crate::TcpInfo> {
-    use std::os::fd::AsFd;
-    imp::tcp_info(stream.as_fd())
+pub(crate) fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::TcpInfo> {
+    imp::tcp_info(fd)
 }
 
 pub(crate) fn has_socket_options(config: &Config) -> bool {
     config.nodelay || config.keepalive.is_some() || config.user_timeout.is_some()
 }
 
-/// Applies the per-connection socket options of `config` to an accepted
-/// stream. The reactor skips the call when [`has_socket_options`] is false,
-/// so the default `Config` makes no syscall at all.
-pub(crate) fn apply_socket_options(
-    stream: &mio::net::TcpStream,
-    config: &Config,
-) -> io::Result<()> {
-    let sock = SockRef::from(stream);
+/// Applies the per-connection socket options of `config` to a TCP stream.
+/// The reactor skips the call when [`has_socket_options`] is false, so the
+/// default `Config` makes no syscall at all.
+pub(crate) fn apply_socket_options(sock: &SockRef<'_>, config: &Config) -> io::Result<()> {
     if config.nodelay {
         sock.set_tcp_nodelay(true)?;
     }
     if let Some(k) = &config.keepalive {
-        imp::set_keepalive(&sock, k)?;
+        imp::set_keepalive(sock, k)?;
     }
     if let Some(t) = config.user_timeout {
-        imp::set_user_timeout(&sock, Some(t))?;
+        imp::set_user_timeout(sock, Some(t))?;
     }
     Ok(())
 }
 
-/// Makes the next close of `stream` send an RST (SO_LINGER with a zero timeout).
-pub(crate) fn set_abortive(stream: &mio::net::TcpStream) -> io::Result<()> {
-    SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO))
+/// Makes the next close of a TCP socket send an RST (SO_LINGER with a zero timeout).
+pub(crate) fn set_abortive(sock: &SockRef<'_>) -> io::Result<()> {
+    sock.set_linger(Some(std::time::Duration::ZERO))
 }
 
 /// True for accept errors that mean "out of descriptors or memory": the
@@ -82,27 +79,25 @@ pub(crate) fn is_resource_exhausted(e: &io::Error) -> bool {
 pub(crate) fn start_connect(
     addr: std::net::SocketAddr,
     config: &Config,
-) -> io::Result<(mio::net::TcpStream, Option<io::Error>)> {
+) -> io::Result<(socket2::Socket, Option<io::Error>)> {
     use socket2::{Domain, Socket, Type};
     let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    let early = sock.set_nonblocking(true).err();
-    let stream = mio::net::TcpStream::from_std(sock.into());
-    if let Some(e) = early {
-        return Ok((stream, Some(e)));
+    if let Err(e) = sock.set_nonblocking(true) {
+        return Ok((sock, Some(e)));
     }
     if has_socket_options(config) {
-        if let Err(e) = apply_socket_options(&stream, config) {
-            return Ok((stream, Some(e)));
+        if let Err(e) = apply_socket_options(&SockRef::from(&sock), config) {
+            return Ok((sock, Some(e)));
         }
     }
-    let failed = match SockRef::from(&stream).connect(&addr.into()) {
+    let failed = match sock.connect(&addr.into()) {
         Ok(()) => None,
         Err(e) if e.raw_os_error() == imp::EINPROGRESS || e.kind() == io::ErrorKind::WouldBlock => {
             None
         }
         Err(e) => Some(e),
     };
-    Ok((stream, failed))
+    Ok((sock, failed))
 }
 
 /// Binds and listens with `SO_REUSEPORT` (and `SO_REUSEADDR`), so that
@@ -161,7 +156,7 @@ mod tests {
                 let (stream, _client) = accepted();
                 let config: Config = $config;
                 assert!(has_socket_options(&config));
-                apply_socket_options(&stream, &config).unwrap();
+                apply_socket_options(&SockRef::from(&stream), &config).unwrap();
                 let $sock = SockRef::from(&stream);
                 assert!($check);
             }

@@ -18,6 +18,10 @@ pub(crate) const ETIMEDOUT: Option<i32> = None;
 pub(crate) const ECONNRESET: Option<i32> = None;
 pub(crate) const ENOBUFS: Option<i32> = None;
 pub(crate) const EINPROGRESS: Option<i32> = None;
+pub(crate) const ECONNREFUSED: Option<i32> = None;
+/// No `MSG_NOSIGNAL` here: a host program that writes to Unix sockets on
+/// these systems should ignore `SIGPIPE` (Rust programs do by default).
+pub(crate) const SEND_FLAGS: i32 = 0;
 pub(crate) const SHORT_READ_DRAINS: bool = false;
 
 pub(crate) fn set_user_timeout(_sock: &SockRef<'_>, _t: Option<Duration>) -> io::Result<()> {
@@ -61,5 +65,13 @@ pub(crate) fn tcp_info(_fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::Tc
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "TCP_INFO is read on Linux only",
+    ))
+}
+
+/// SO_PEERCRED is read on Linux only.
+pub(crate) fn peer_cred(_fd: std::os::fd::BorrowedFd<'_>) -> io::Result<(i32, u32, u32)> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "peer credentials are read on Linux only",
     ))
 }
