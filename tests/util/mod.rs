@@ -190,6 +190,22 @@ impl Server {
         script: Script,
         before: impl FnOnce() + Send + 'static,
     ) -> Server {
+        Self::start_at(Some(at), None, config, script, before)
+    }
+
+    /// Starts a reactor listening on the Unix domain socket `path` (its
+    /// `addr` is then `0.0.0.0:0`).
+    pub fn start_unix(path: &std::path::Path, config: Config, script: Script) -> Server {
+        Self::start_at(None, Some(path.to_path_buf()), config, script, || {})
+    }
+
+    fn start_at(
+        at: Option<SocketAddr>,
+        path: Option<std::path::PathBuf>,
+        config: Config,
+        script: Script,
+        before: impl FnOnce() + Send + 'static,
+    ) -> Server {
         init();
         let (tx, rx) = channel();
         let (ready_tx, ready_rx) = channel();
@@ -197,12 +213,20 @@ impl Server {
             before();
             let mut reactor = Reactor::with_config(config)?;
             let tx2 = tx.clone();
-            let addr = reactor.listen(at, move |_peer| Rec {
+            let make = move || Rec {
                 id: None,
                 tx: tx2.clone(),
                 bytes: 0,
                 script: script.clone(),
-            })?;
+            };
+            let addr = match (at, path) {
+                (Some(at), _) => reactor.listen(at, move |_peer| make())?,
+                (None, Some(path)) => {
+                    reactor.listen_unix(path, move |_peer| make())?;
+                    SocketAddr::from(([0, 0, 0, 0], 0))
+                }
+                (None, None) => unreachable!("start_at: nowhere to listen"),
+            };
             ready_tx.send((addr, reactor.handle())).unwrap();
             drop(tx);
             reactor.run()?;
@@ -430,4 +454,37 @@ pub fn env_u64(name: &str) -> Option<u64> {
 /// replay a run), else a fresh one. The test prints it.
 pub fn seed(name: &str) -> u64 {
     env_u64(name).unwrap_or_else(|| fastrand::u64(..))
+}
+
+/// A directory of its own under the system's temp dir, removed on drop:
+/// where a test's Unix socket files live.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("hangup-{name}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A Unix-domain client with bounded reads and writes.
+pub fn connect_unix(path: &std::path::Path) -> std::os::unix::net::UnixStream {
+    let s = std::os::unix::net::UnixStream::connect(path).expect("connect_unix");
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.set_write_timeout(Some(WAIT)).unwrap();
+    s
 }
