@@ -15,7 +15,8 @@ use crate::counters::Counters;
 use crate::ctx::Ctx;
 use crate::handle::{Handle, Stats};
 use crate::handler::Handler;
-use crate::reactor::{DrainReport, Reactor};
+use crate::reactor::{tcp_factory, DrainReport, Reactor};
+use crate::transport::{Peer, UnixListenOptions};
 
 /// How a [`Group`] spreads connections over its workers.
 ///
@@ -269,6 +270,7 @@ impl fmt::Debug for Group {
 /// What the main thread gives a worker to listen on.
 enum Feed {
     Listener(TcpListener),
+    Unix(crate::transport::unix::UnixListener),
     HandOff,
 }
 
@@ -296,11 +298,7 @@ impl Group {
         H: Handler + 'static,
     {
         config.validate()?;
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            workers
-        };
+        let workers = worker_count(workers);
         let named = |e: io::Error| crate::error::named(format!("listen on {addr}"), e);
         let backlog = config.listen_backlog;
         let mut feeds = Vec::with_capacity(workers);
@@ -332,73 +330,199 @@ impl Group {
                 feeds.extend((0..workers).map(|_| Feed::HandOff));
             }
         }
-        let mut threads = Vec::with_capacity(workers);
-        let mut handles = Vec::with_capacity(workers);
-        for (i, feed) in feeds.into_iter().enumerate() {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let maker = maker.clone();
-            let config = config.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("hangup-worker-{i}"))
-                .spawn(move || worker(i, config, feed, maker, tx));
-            let thread = match spawned {
-                Ok(t) => t,
-                Err(e) => {
-                    stop_started(&handles, threads);
-                    return Err(e);
-                }
-            };
-            let failed = match rx.recv() {
-                Ok(Ok(h)) => {
-                    handles.push(h);
-                    threads.push(thread);
-                    continue;
-                }
-                Ok(Err(e)) => e,
-                Err(_) => io::Error::other(format!("worker {i} ended at start")),
-            };
-            // Nothing started may outlive a start that failed: the workers
-            // already running stop (their listeners close) and are joined.
-            let _ = thread.join();
-            stop_started(&handles, threads);
-            return Err(failed);
-        }
-        let handle = GroupHandle {
-            workers: Arc::new(handles),
-            acceptor_stop: Arc::new(AtomicU8::new(RUN)),
-            next_connect: Arc::new(AtomicUsize::new(0)),
-        };
-        let acceptor = match handoff_listener {
-            Some(l) => {
-                for w in handle.workers.iter() {
-                    w.add_feeder();
-                }
-                let h = handle.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("hangup-acceptor".into())
-                    .spawn(move || acceptor(l, h));
-                match spawned {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        for w in handle.workers.iter() {
-                            w.feeder_done();
-                        }
-                        stop_started(&handle.workers, threads);
-                        return Err(e);
-                    }
-                }
-            }
-            None => None,
-        };
+        let group = launch(feeds, handoff_listener, config, move |i| {
+            tcp_factory(maker(i))
+        })?;
         log::debug!("group of {workers} workers on {bound}, {balance:?}");
         Ok(Group {
             addr: bound,
-            handle,
-            threads,
-            acceptor,
+            ..group
         })
     }
 
+    /// Starts `workers` reactors serving the Unix domain socket at `path`
+    /// (bound as [`Reactor::listen_unix_with`] binds it, the socket file
+    /// removed when the group ends or drains), one listener registered in
+    /// every worker: [`Balance::Shared`] is the one mode that applies.
+    /// `ReusePort` does not (Linux 6.12.9 and later refuse `SO_REUSEPORT`
+    /// on AF_UNIX), nor does `HandOff` (its acceptor hands off TCP streams).
+    /// [`local_addr`](Group::local_addr) is `0.0.0.0:0` for such a group.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a `balance` other than `Shared` (the message says
+    /// why), and as [`start`](Group::start) and
+    /// [`Reactor::listen_unix`] otherwise.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use hangup::{Balance, CloseReason, Config, Conn, Group, Handler, UnixListenOptions};
+    ///
+    /// struct Echo;
+    /// impl Handler for Echo {
+    ///     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) { conn.write(data) }
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    ///
+    /// let dir = std::env::temp_dir().join(format!("hangup-group-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("echo.sock");
+    /// let group = Group::start_unix(
+    ///     &path,
+    ///     UnixListenOptions::new(),
+    ///     Config::default(),
+    ///     2,
+    ///     Balance::Shared,
+    ///     |_worker| |_peer| Echo,
+    /// )?;
+    /// let mut c = std::os::unix::net::UnixStream::connect(&path)?;
+    /// c.write_all(b"hi")?;
+    /// let mut back = [0u8; 2];
+    /// c.read_exact(&mut back)?;
+    /// assert_eq!(&back, b"hi");
+    /// group.handle().shutdown();
+    /// group.join()?;
+    /// assert!(!path.exists());
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn start_unix<M, F, H>(
+        path: impl AsRef<std::path::Path>,
+        options: UnixListenOptions,
+        config: Config,
+        workers: usize,
+        balance: Balance,
+        maker: M,
+    ) -> io::Result<Group>
+    where
+        M: FnOnce(usize) -> F + Send + Clone + 'static,
+        F: FnMut(Peer) -> H + 'static,
+        H: Handler + 'static,
+    {
+        config.validate()?;
+        let path = path.as_ref();
+        let at = crate::transport::unix::display(path);
+        if balance != Balance::Shared {
+            let why = match balance {
+                Balance::ReusePort => "Linux refuses SO_REUSEPORT on Unix domain sockets",
+                _ => "the hand-off acceptor hands off TCP connections only",
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "Group::start_unix on unix:{at}: balance {balance:?} does not apply ({why}); \
+                     use Balance::Shared"
+                ),
+            ));
+        }
+        let workers = worker_count(workers);
+        let named = |e: io::Error| crate::error::named(format!("listen on unix:{at}"), e);
+        let owner = crate::transport::unix::bind(path, options, config.listen_backlog)?;
+        let mut feeds = Vec::with_capacity(workers);
+        for _ in 1..workers {
+            feeds.push(Feed::Unix(owner.try_clone_adopted().map_err(named)?));
+        }
+        // Worker 0 holds the socket file: removed when its listener goes.
+        feeds.insert(0, Feed::Unix(owner));
+        let group = launch(feeds, None, config, move |i| {
+            Box::new(maker(i)) as crate::reactor::Factory<H>
+        })?;
+        log::debug!("group of {workers} workers on unix:{at}, {balance:?}");
+        Ok(group)
+    }
+}
+
+fn worker_count(workers: usize) -> usize {
+    if workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        workers
+    }
+}
+
+/// Starts one worker per feed (and the hand-off acceptor, if there is a
+/// listener for it); returns once every worker listens, or stops and joins
+/// every worker it started.
+fn launch<M, H>(
+    feeds: Vec<Feed>,
+    handoff_listener: Option<TcpListener>,
+    config: Config,
+    maker: M,
+) -> io::Result<Group>
+where
+    M: FnOnce(usize) -> crate::reactor::Factory<H> + Send + Clone + 'static,
+    H: Handler + 'static,
+{
+    let workers = feeds.len();
+    let mut threads = Vec::with_capacity(workers);
+    let mut handles = Vec::with_capacity(workers);
+    for (i, feed) in feeds.into_iter().enumerate() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let maker = maker.clone();
+        let config = config.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("hangup-worker-{i}"))
+            .spawn(move || worker(i, config, feed, maker, tx));
+        let thread = match spawned {
+            Ok(t) => t,
+            Err(e) => {
+                stop_started(&handles, threads);
+                return Err(e);
+            }
+        };
+        let failed = match rx.recv() {
+            Ok(Ok(h)) => {
+                handles.push(h);
+                threads.push(thread);
+                continue;
+            }
+            Ok(Err(e)) => e,
+            Err(_) => io::Error::other(format!("worker {i} ended at start")),
+        };
+        // Nothing started may outlive a start that failed: the workers
+        // already running stop (their listeners close) and are joined.
+        let _ = thread.join();
+        stop_started(&handles, threads);
+        return Err(failed);
+    }
+    let handle = GroupHandle {
+        workers: Arc::new(handles),
+        acceptor_stop: Arc::new(AtomicU8::new(RUN)),
+        next_connect: Arc::new(AtomicUsize::new(0)),
+    };
+    let acceptor = match handoff_listener {
+        Some(l) => {
+            for w in handle.workers.iter() {
+                w.add_feeder();
+            }
+            let h = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("hangup-acceptor".into())
+                .spawn(move || acceptor(l, h));
+            match spawned {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    for w in handle.workers.iter() {
+                        w.feeder_done();
+                    }
+                    stop_started(&handle.workers, threads);
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    Ok(Group {
+        addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+        handle,
+        threads,
+        acceptor,
+    })
+}
+
+impl Group {
     /// Like [`start`](Group::start), with worker `i` pinned to the `i`-th CPU
     /// this process may run on (wrapping around), set on the worker's own
     /// thread before its reactor is made. Linux only, with the `pin`
@@ -500,7 +624,7 @@ impl Group {
     }
 }
 
-fn worker<M, F, H>(
+fn worker<M, H>(
     i: usize,
     config: Config,
     feed: Feed,
@@ -508,8 +632,7 @@ fn worker<M, F, H>(
     ready: std::sync::mpsc::Sender<io::Result<Handle>>,
 ) -> io::Result<Option<DrainReport>>
 where
-    M: FnOnce(usize) -> F,
-    F: FnMut(SocketAddr) -> H + 'static,
+    M: FnOnce(usize) -> crate::reactor::Factory<H>,
     H: Handler + 'static,
 {
     let start = || -> io::Result<Reactor<H>> {
@@ -517,9 +640,10 @@ where
         let factory = maker(i);
         match feed {
             Feed::Listener(l) => {
-                reactor.listen_std(l, factory)?;
+                reactor.listen_std_with(l, factory)?;
             }
-            Feed::HandOff => reactor.adopt_with(crate::reactor::tcp_factory(factory)),
+            Feed::Unix(l) => reactor.listen_unix_adopted(l, factory)?,
+            Feed::HandOff => reactor.adopt_with(factory),
         }
         Ok(reactor)
     };

@@ -53,7 +53,7 @@ const MAX_RESERVED_SLOTS: usize = 65_536;
 /// spare descriptor could turn peers away.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-type Factory<H> = Box<dyn FnMut(Peer) -> H>;
+pub(crate) type Factory<H> = Box<dyn FnMut(Peer) -> H>;
 
 /// A TCP listener's factory, taking a [`Peer`].
 pub(crate) fn tcp_factory<H, F: FnMut(SocketAddr) -> H + 'static>(mut f: F) -> Factory<H> {

@@ -699,3 +699,58 @@ fn listen_std_with_a_unix_listener_says_so_and_gives_it_back() {
         .expect("the same listener, adopted as what it is");
     let _c = UnixStream::connect(&path).expect("still listening");
 }
+
+struct Echo;
+impl Handler for Echo {
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        conn.write(data)
+    }
+    fn on_close(&mut self, _: CloseReason) {}
+}
+
+#[test]
+fn a_group_serves_a_unix_path_shared_and_says_which_modes_do_not_apply() {
+    use hangup::{Balance, Group};
+    init();
+    let dir = TempDir::new("unix-group");
+    let path = dir.join("g.sock");
+    for balance in [Balance::ReusePort, Balance::HandOff] {
+        let e = Group::start_unix(
+            &path,
+            UnixListenOptions::new(),
+            Config::default(),
+            2,
+            balance,
+            |_| |_| Echo,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("Balance::Shared"), "{e}");
+        assert!(!path.exists(), "nothing bound");
+    }
+    let group = Group::start_unix(
+        &path,
+        UnixListenOptions::new(),
+        Config::default(),
+        2,
+        Balance::Shared,
+        |_| |_| Echo,
+    )
+    .unwrap();
+    let mut clients: Vec<UnixStream> = (0..50).map(|_| connect_unix(&path)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        let msg = format!("{i:04}");
+        c.write_all(msg.as_bytes()).unwrap();
+        let mut back = [0u8; 4];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(&back, msg.as_bytes());
+    }
+    let h = group.handle();
+    wait_until("50 connections open over the workers", || {
+        (0..2).map(|w| h.worker(w).stats().connections).sum::<u64>() == 50
+    });
+    drop(clients);
+    h.drain(Duration::from_secs(2));
+    group.join().unwrap();
+    assert!(!path.exists(), "the socket file went with the group");
+}

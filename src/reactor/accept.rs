@@ -76,6 +76,15 @@ impl<H: Handler> Reactor<H> {
     where
         F: FnMut(SocketAddr) -> H + 'static,
     {
+        self.listen_std_with(listener, tcp_factory(factory))
+    }
+
+    /// [`listen_std`](Reactor::listen_std) with a factory taking a [`Peer`].
+    pub(crate) fn listen_std_with(
+        &mut self,
+        listener: std::net::TcpListener,
+        factory: Factory<H>,
+    ) -> io::Result<SocketAddr> {
         let listener = NotTcp::check(listener)?;
         let at = listener
             .local_addr()
@@ -83,10 +92,7 @@ impl<H: Handler> Reactor<H> {
         let named = |e: io::Error| named(format!("listen on {at}"), e);
         listener.set_nonblocking(true).map_err(named)?;
         self.hold_spare(&at)?;
-        self.add_tcp_listener(
-            mio::net::TcpListener::from_std(listener),
-            tcp_factory(factory),
-        )
+        self.add_tcp_listener(mio::net::TcpListener::from_std(listener), factory)
     }
 
     /// Binds a Unix domain socket at `path`, listens, and makes a handler
@@ -172,13 +178,23 @@ impl<H: Handler> Reactor<H> {
         F: FnMut(Peer) -> H + 'static,
     {
         let path = path.as_ref();
-        let at = format!("unix:{}", unix::display(path));
-        self.hold_spare(&at)?;
+        self.hold_spare(&format!("unix:{}", unix::display(path)))?;
         let sock = unix::bind(path, options, self.env.config.listen_backlog)?;
+        self.listen_unix_adopted(sock, Box::new(factory))
+    }
+
+    /// Listens on a Unix listener made here (a group's worker).
+    pub(crate) fn listen_unix_adopted(
+        &mut self,
+        sock: unix::UnixListener,
+        factory: Factory<H>,
+    ) -> io::Result<()> {
+        let at = sock.name();
+        self.hold_spare(&format!("unix:{at}"))?;
         self.add_listener(
             transport::Listener::Unix(sock),
-            ListenAddr::Unix(unix::display(path)),
-            Box::new(factory),
+            ListenAddr::Unix(at),
+            factory,
         )
     }
 
@@ -197,19 +213,8 @@ impl<H: Handler> Reactor<H> {
     where
         F: FnMut(Peer) -> H + 'static,
     {
-        let at = listener
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
-            .unwrap_or_else(|| "an adopted listener".to_string());
-        let named = |e: io::Error| named(format!("listen on unix:{at}"), e);
-        let sock = unix::UnixListener::adopt(listener).map_err(named)?;
-        self.hold_spare(&format!("unix:{at}"))?;
-        self.add_listener(
-            transport::Listener::Unix(sock),
-            ListenAddr::Unix(at),
-            Box::new(factory),
-        )
+        let sock = unix::UnixListener::adopt(listener)?;
+        self.listen_unix_adopted(sock, Box::new(factory))
     }
 
     /// Hands out this reactor's TCP listening sockets without closing them,

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -86,6 +86,21 @@ pub(crate) fn display(path: &Path) -> String {
     }
 }
 
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn abstract_name(a: &std::os::unix::net::SocketAddr) -> Option<String> {
+    #[cfg(target_os = "android")]
+    use std::os::android::net::SocketAddrExt;
+    #[cfg(target_os = "linux")]
+    use std::os::linux::net::SocketAddrExt;
+    a.as_abstract_name()
+        .map(|n| format!("@{}", String::from_utf8_lossy(n)))
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn abstract_name(_: &std::os::unix::net::SocketAddr) -> Option<String> {
+    None
+}
+
 /// A listening Unix socket, and its socket file while it is ours.
 pub(crate) struct UnixListener {
     sock: mio::net::UnixListener,
@@ -111,12 +126,42 @@ impl UnixListener {
         SockRef::from(&self.sock)
     }
 
+    /// How logs and errors name it: its path, `@name` for an abstract one.
+    pub(crate) fn name(&self) -> String {
+        if let Some(f) = &self.file {
+            return f.path.display().to_string();
+        }
+        match self.sock.local_addr() {
+            Ok(a) => match a.as_pathname() {
+                Some(p) => p.display().to_string(),
+                None => abstract_name(&a).unwrap_or_else(|| "an unnamed socket".into()),
+            },
+            Err(_) => "an adopted listener".into(),
+        }
+    }
+
     /// Adopts a listener bound elsewhere: its file (if any) is not ours and
     /// is never removed.
     pub(crate) fn adopt(l: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        l.set_nonblocking(true)?;
+        let at = l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
+            .unwrap_or_else(|| "an adopted listener".into());
+        l.set_nonblocking(true)
+            .map_err(|e| crate::error::named(format!("listen on unix:{at}"), e))?;
         Ok(UnixListener {
             sock: mio::net::UnixListener::from_std(l),
+            file: None,
+        })
+    }
+
+    /// Another listener on the same socket (a duplicated descriptor), which
+    /// does not own the socket file: for the workers of a group.
+    pub(crate) fn try_clone_adopted(&self) -> io::Result<UnixListener> {
+        let fd = self.sock.as_fd().try_clone_to_owned()?;
+        Ok(UnixListener {
+            sock: mio::net::UnixListener::from(fd),
             file: None,
         })
     }
