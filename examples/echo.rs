@@ -1,25 +1,39 @@
-//! echo: the smallest hangup server.
+//! echo: the smallest hangup server, over TCP or a Unix domain socket.
 //!
 //! Run it, then talk to it from another terminal:
 //!
 //! ```text
-//! cargo run --example echo            # listens on 127.0.0.1:7000
-//! nc 127.0.0.1 7000                   # type lines; Ctrl-D sends a FIN
-//! cargo run --example echo -- 7001    # another port
-//! cargo run --example echo -- --demo  # self-check: one client, then exit
+//! cargo run --example echo                         # listens on 127.0.0.1:7000
+//! nc 127.0.0.1 7000                                # type lines; Ctrl-D sends a FIN
+//! cargo run --example echo -- 7001                 # another port
+//! cargo run --example echo -- --unix /tmp/echo.sock
+//! nc -U /tmp/echo.sock                             # or: socat - UNIX-CONNECT:/tmp/echo.sock
+//! cargo run --example echo -- --demo               # self-check: one client, then exit
+//! cargo run --example echo -- --unix /tmp/e.sock --demo
+//! ```
+//!
+//! Socket activation (feature `activation`): started by systemd (or
+//! `systemd-socket-activate -l 7000 -l /tmp/echo.sock target/debug/examples/echo`),
+//! it serves the listeners it was given, TCP and Unix alike, and tells the
+//! manager READY=1:
+//!
+//! ```text
+//! cargo build --example echo --features activation
 //! ```
 //!
 //! Every close is printed with its reason: try Ctrl-D (FIN), Ctrl-C on `nc`
-//! (FIN), or a reset (`python3 -c` with SO_LINGER 0).
+//! (FIN), or a reset (`python3 -c` with SO_LINGER 0). Ctrl-C here closes
+//! every connection (`Shutdown`) and removes the socket file.
 
 mod common;
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 
-use hangup::{CloseReason, Conn, Handler, Reactor};
+use hangup::{CloseReason, Conn, Handler, Peer, Reactor, UnixListenOptions};
 
 struct Echo {
-    peer: std::net::SocketAddr,
+    peer: Peer,
 }
 
 impl Handler for Echo {
@@ -36,22 +50,49 @@ impl Handler for Echo {
     }
 }
 
+const USAGE: &str = "usage: echo [PORT | --unix PATH] [--demo]";
+
+/// Where the demo client goes.
+enum At {
+    Tcp(std::net::SocketAddr),
+    Unix(PathBuf),
+    Activated,
+}
+
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let arg = std::env::args().nth(1);
-    let demo = arg.as_deref() == Some("--demo");
-    let port: u16 = match arg.as_deref() {
-        Some("--demo") => 0,
-        Some(p) => p.parse().expect("usage: echo [PORT | --demo]"),
-        None => 7000,
-    };
+    let mut args = std::env::args().skip(1);
+    let (mut port, mut unix, mut demo) = (7000u16, None, false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--demo" => {
+                demo = true;
+                port = 0;
+            }
+            "--unix" => unix = Some(PathBuf::from(args.next().expect(USAGE))),
+            p => port = p.parse().expect(USAGE),
+        }
+    }
     let mut reactor = Reactor::new()?;
-    let addr = reactor.listen(([127, 0, 0, 1], port).into(), |peer| Echo { peer })?;
-    println!(
-        "echo listening on {addr}; try: nc {} {}",
-        addr.ip(),
-        addr.port()
-    );
+    let at = if activated(&mut reactor)? {
+        At::Activated
+    } else if let Some(path) = unix {
+        // A socket file left by a crash is replaced; a live one never.
+        let opts = UnixListenOptions::new().replace_stale(true);
+        reactor.listen_unix_with(&path, opts, |peer| Echo { peer })?;
+        println!("echo listening on {}; try: nc -U {0}", path.display());
+        At::Unix(path)
+    } else {
+        let addr = reactor.listen(([127, 0, 0, 1], port).into(), |addr| Echo {
+            peer: Peer::Tcp(addr),
+        })?;
+        println!(
+            "echo listening on {addr}; try: nc {} {}",
+            addr.ip(),
+            addr.port()
+        );
+        At::Tcp(addr)
+    };
     if !demo {
         // Ctrl-C or SIGTERM: every open connection closes with `Shutdown`.
         common::shutdown_on_signals(reactor.handle());
@@ -59,11 +100,11 @@ fn main() -> std::io::Result<()> {
     }
     let handle = reactor.handle();
     let client = std::thread::spawn(move || -> std::io::Result<()> {
-        let mut c = std::net::TcpStream::connect(addr)?;
-        c.write_all(b"hello, echo")?;
-        c.shutdown(std::net::Shutdown::Write)?;
-        let mut back = String::new();
-        c.read_to_string(&mut back)?;
+        let back = match at {
+            At::Tcp(addr) => round_trip(std::net::TcpStream::connect(addr)?)?,
+            At::Unix(path) => round_trip(std::os::unix::net::UnixStream::connect(path)?)?,
+            At::Activated => "hello, echo".into(),
+        };
         println!("client got back {back:?}");
         assert_eq!(back, "hello, echo");
         handle.shutdown();
@@ -71,4 +112,46 @@ fn main() -> std::io::Result<()> {
     });
     reactor.run()?;
     client.join().expect("client thread")
+}
+
+/// Says hello, half-closes, reads the answer to the end.
+fn round_trip<S: Read + Write + HalfClose>(mut c: S) -> std::io::Result<String> {
+    c.write_all(b"hello, echo")?;
+    c.half_close()?;
+    let mut back = String::new();
+    c.read_to_string(&mut back)?;
+    Ok(back)
+}
+
+trait HalfClose {
+    fn half_close(&self) -> std::io::Result<()>;
+}
+
+impl HalfClose for std::net::TcpStream {
+    fn half_close(&self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl HalfClose for std::os::unix::net::UnixStream {
+    fn half_close(&self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+/// Serves the listeners systemd passed, if any, and says READY=1.
+#[cfg(feature = "activation")]
+fn activated(reactor: &mut Reactor<Echo>) -> std::io::Result<bool> {
+    let served = reactor.listen_activated(|peer| Echo { peer })?;
+    if served.is_empty() {
+        return Ok(false);
+    }
+    println!("echo serving what it was given: {}", served.join(", "));
+    hangup::activation::notify_ready()?;
+    Ok(true)
+}
+
+#[cfg(not(feature = "activation"))]
+fn activated(_: &mut Reactor<Echo>) -> std::io::Result<bool> {
+    Ok(false)
 }

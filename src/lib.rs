@@ -227,6 +227,8 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(feature = "activation")]
+pub mod activation;
 mod clock;
 mod close;
 mod config;
