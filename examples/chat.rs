@@ -8,6 +8,9 @@
 //! cargo run --example chat -- 7005     # another port
 //! nc 127.0.0.1 7004                    # in two or three terminals
 //! cargo run --example chat -- --demo   # self-check: three clients, then exit
+//! cargo run --example chat -- --unix /tmp/chat.sock
+//! nc -U /tmp/chat.sock                 # or: socat - UNIX-CONNECT:/tmp/chat.sock
+//! cargo run --example chat -- --unix /tmp/c.sock --demo
 //! ```
 //!
 //! How a handler reaches other connections, with no unsafe and no globals:
@@ -19,12 +22,14 @@ mod common;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use hangup::{CloseReason, Conn, ConnId, Handle, Handler, Reactor};
+use hangup::{CloseReason, Conn, ConnId, Handle, Handler, Peer, Reactor, UnixListenOptions};
 
 struct Room {
     members: BTreeMap<ConnId, String>,
@@ -80,53 +85,128 @@ impl Handler for Member {
     }
 }
 
+const USAGE: &str = "usage: chat [PORT | --unix PATH] [--demo]";
+
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let arg = std::env::args().nth(1);
-    let demo = arg.as_deref() == Some("--demo");
+    let mut args = std::env::args().skip(1);
+    let (mut port, mut unix, mut demo) = (7004u16, None, false);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--demo" => {
+                demo = true;
+                port = 0;
+            }
+            "--unix" => unix = Some(PathBuf::from(args.next().expect(USAGE))),
+            p => port = p.parse().expect(USAGE),
+        }
+    }
     let mut reactor = Reactor::new()?;
     let room = Rc::new(RefCell::new(Room {
         members: BTreeMap::new(),
         handle: reactor.handle(),
     }));
-    let port: u16 = match arg.as_deref() {
-        Some("--demo") => 0,
-        Some(p) => p.parse().expect("usage: chat [PORT | --demo]"),
-        None => 7004,
-    };
-    let addr = reactor.listen(([127, 0, 0, 1], port).into(), move |peer: SocketAddr| {
+    let mut guests = 0u32;
+    let join = move |peer: Peer| {
+        let name = match peer {
+            Peer::Tcp(addr) => format!("guest{}", addr.port()),
+            _ => {
+                guests += 1;
+                format!("local{guests}")
+            }
+        };
         Member {
             room: room.clone(),
             id: None,
-            name: format!("guest{}", peer.port()),
+            name,
             partial: Vec::new(),
         }
-    })?;
-    println!(
-        "chat listening on {addr}; try: nc {} {}",
-        addr.ip(),
-        addr.port()
-    );
+    };
+    let connect: Box<dyn Fn() -> std::io::Result<Client> + Send> = match unix {
+        Some(path) => {
+            let opts = UnixListenOptions::new().replace_stale(true);
+            reactor.listen_unix_with(&path, opts, join)?;
+            println!("chat listening on {}; try: nc -U {0}", path.display());
+            Box::new(move || Ok(Client::Unix(UnixStream::connect(&path)?)))
+        }
+        None => {
+            let mut join = join;
+            let addr =
+                reactor.listen(([127, 0, 0, 1], port).into(), move |a| join(Peer::Tcp(a)))?;
+            println!(
+                "chat listening on {addr}; try: nc {} {}",
+                addr.ip(),
+                addr.port()
+            );
+            Box::new(move || Ok(Client::Tcp(TcpStream::connect(addr)?)))
+        }
+    };
     if !demo {
         // Ctrl-C or SIGTERM: every open connection closes with `Shutdown`.
         common::shutdown_on_signals(reactor.handle());
         return reactor.run();
     }
     let handle = reactor.handle();
-    let clients = std::thread::spawn(move || demo_clients(addr, handle));
+    let clients = std::thread::spawn(move || demo_clients(connect, handle));
     reactor.run()?;
     clients.join().expect("demo thread")
 }
 
+/// A demo client, over TCP or a Unix socket.
+enum Client {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Client {
+    fn try_clone(&self) -> std::io::Result<Client> {
+        Ok(match self {
+            Client::Tcp(s) => Client::Tcp(s.try_clone()?),
+            Client::Unix(s) => Client::Unix(s.try_clone()?),
+        })
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> std::io::Result<()> {
+        match self {
+            Client::Tcp(s) => s.set_read_timeout(t),
+            Client::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+impl Read for Client {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.read(buf),
+            Client::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Client {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Client::Tcp(s) => s.write(buf),
+            Client::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Three clients: b and c hear a's line; c hears b leave.
-fn demo_clients(addr: SocketAddr, handle: Handle) -> std::io::Result<()> {
-    let open = || -> std::io::Result<(TcpStream, BufReader<TcpStream>)> {
-        let s = TcpStream::connect(addr)?;
+fn demo_clients(
+    connect: Box<dyn Fn() -> std::io::Result<Client> + Send>,
+    handle: Handle,
+) -> std::io::Result<()> {
+    let open = || -> std::io::Result<(Client, BufReader<Client>)> {
+        let s = connect()?;
         s.set_read_timeout(Some(Duration::from_secs(10)))?;
         let r = BufReader::new(s.try_clone()?);
         Ok((s, r))
     };
-    let line = |r: &mut BufReader<TcpStream>| -> std::io::Result<String> {
+    let line = |r: &mut BufReader<Client>| -> std::io::Result<String> {
         let mut l = String::new();
         r.read_line(&mut l)?;
         Ok(l)

@@ -1,5 +1,5 @@
-//! A TCP forwarding proxy as a hangup handler, shared by `examples/proxy.rs`
-//! and `tests/proxy.rs`.
+//! A forwarding proxy as a hangup handler, shared by `examples/proxy.rs`
+//! and `tests/proxy.rs`: TCP or a Unix domain socket on either side.
 //!
 //! Each accepted client opens its upstream from `on_open` (a [`Connector`]),
 //! and the two connections of a pair reach each other by id
@@ -25,12 +25,49 @@ use std::rc::Rc;
 
 use hangup::{CloseReason, Conn, ConnId, Connector, Handle, Handler, Reactor};
 
+/// Where the proxy listens, or its upstream: a TCP address, or a Unix
+/// domain socket's path (`unix:PATH`, or any argument with a `/`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp(SocketAddr),
+    Unix(std::path::PathBuf),
+}
+
+impl std::str::FromStr for Endpoint {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Endpoint, String> {
+        if let Some(p) = s.strip_prefix("unix:") {
+            return Ok(Endpoint::Unix(p.into()));
+        }
+        match s.parse() {
+            Ok(a) => Ok(Endpoint::Tcp(a)),
+            Err(_) if s.contains('/') => Ok(Endpoint::Unix(s.into())),
+            Err(e) => Err(format!("{s}: {e} (a TCP address, or unix:PATH)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => a.fmt(f),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(a: SocketAddr) -> Endpoint {
+        Endpoint::Tcp(a)
+    }
+}
+
 /// Pause reading when the partner has this much queued.
 pub const MARK: usize = 256 * 1024;
 
 /// What the proxy's handlers share (one reactor, one thread).
 pub struct Shared {
-    pub upstream: SocketAddr,
+    pub upstream: Endpoint,
     pub connector: Connector<Proxy>,
     /// Print one line per close (the example), or stay quiet (tests).
     pub verbose: bool,
@@ -55,7 +92,7 @@ pub struct Proxy {
     shared: Rc<Shared>,
     partner: Option<ConnId>,
     handle: Option<Handle>,
-    peer: Option<SocketAddr>,
+    peer: Option<hangup::Peer>,
 }
 
 impl Proxy {
@@ -70,14 +107,29 @@ impl Proxy {
     }
 }
 
-/// Makes a reactor's listener a proxy to `upstream`; returns what the
+/// Makes a reactor's TCP listener a proxy to `upstream`; returns what the
 /// handlers share.
 pub fn listen(
     reactor: &mut Reactor<Proxy>,
     at: SocketAddr,
-    upstream: SocketAddr,
+    upstream: impl Into<Endpoint>,
     verbose: bool,
 ) -> std::io::Result<(SocketAddr, Rc<Shared>)> {
+    let (at, shared) = listen_on(reactor, Endpoint::Tcp(at), upstream.into(), verbose)?;
+    match at {
+        Endpoint::Tcp(a) => Ok((a, shared)),
+        Endpoint::Unix(_) => unreachable!("listened on TCP"),
+    }
+}
+
+/// Makes a reactor listen on `at` (TCP or a Unix path) as a proxy to
+/// `upstream` (either); returns where it listens and what the handlers share.
+pub fn listen_on(
+    reactor: &mut Reactor<Proxy>,
+    at: Endpoint,
+    upstream: Endpoint,
+    verbose: bool,
+) -> std::io::Result<(Endpoint, Rc<Shared>)> {
     let shared = Rc::new(Shared {
         upstream,
         connector: reactor.connector(),
@@ -87,14 +139,22 @@ pub fn listen(
         closes: RefCell::new(Vec::new()),
     });
     let s = shared.clone();
-    let addr = reactor.listen(at, move |_| Proxy::new(Role::Client, s.clone(), None))?;
-    Ok((addr, shared))
+    let make = move || Proxy::new(Role::Client, s.clone(), None);
+    let at = match at {
+        Endpoint::Tcp(a) => Endpoint::Tcp(reactor.listen(a, move |_| make())?),
+        Endpoint::Unix(p) => {
+            let opts = hangup::UnixListenOptions::new().replace_stale(true);
+            reactor.listen_unix_with(&p, opts, move |_| make())?;
+            Endpoint::Unix(p)
+        }
+    };
+    Ok((at, shared))
 }
 
 impl Handler for Proxy {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
         self.handle = Some(conn.handle());
-        self.peer = Some(conn.peer_addr());
+        self.peer = Some(conn.peer());
         if self.role == Role::Upstream {
             return;
         }
@@ -102,11 +162,11 @@ impl Handler for Proxy {
         // Set now: a connect that fails never sees on_open, and must still
         // close its client.
         upstream.handle = Some(conn.handle());
-        match self
-            .shared
-            .connector
-            .connect(conn, self.shared.upstream, upstream)
-        {
+        let started = match &self.shared.upstream {
+            Endpoint::Tcp(a) => self.shared.connector.connect(conn, *a, upstream),
+            Endpoint::Unix(p) => self.shared.connector.connect_unix(conn, p, upstream),
+        };
+        match started {
             Ok(id) => self.partner = Some(id),
             Err(e) => {
                 log::warn!("no socket for the upstream: {e}");
