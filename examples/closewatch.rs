@@ -1,4 +1,5 @@
-//! closewatch: every way a TCP connection can end, as hangup reports it.
+//! closewatch: every way a TCP (or Unix-domain) connection can end, as
+//! hangup reports it.
 //!
 //! Run it:
 //!
@@ -16,7 +17,9 @@
 //! It starts a reactor on 127.0.0.1 with one listener per scenario, drives a
 //! real client socket through each scenario, and prints a table: what the
 //! client did, the `CloseReason` reported, its errno, and the time from the
-//! client's action to `on_close`. Rows for the outbound side follow: connects
+//! client's action to `on_close`. Rows over Unix domain sockets follow (EOF,
+//! a reset when the client leaves our data unread, EPIPE on a write to a
+//! client that left, an abort), then rows for the outbound side: connects
 //! that are refused or time out, an upstream that resets, and a half-close
 //! passed through the proxy of `examples/proxy.rs`. Run as root, it also builds two network
 //! namespaces joined by a veth pair and makes a peer vanish (link down) to
@@ -206,6 +209,7 @@ fn main() -> std::io::Result<()> {
     }
     server.join().expect("reactor thread")?;
 
+    common::unix::rows(&mut table);
     common::outbound::rows(&mut table);
     common::vanish::rows(&mut table);
     table.print();

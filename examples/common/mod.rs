@@ -4,6 +4,7 @@
 pub mod live;
 pub mod outbound;
 pub mod proxy;
+pub mod unix;
 pub mod vanish;
 
 #[path = "../../tests/util/logging.rs"]
