@@ -1,7 +1,7 @@
 //! **hangup** answers the question every server has to answer: *did my peer
 //! go away, and why?*
 //!
-//! A [`Reactor`] accepts and opens TCP connections, registers them with
+//! A [`Reactor`] accepts and opens TCP and Unix-domain connections, registers them with
 //! `mio` in a slab, reads each readable socket until it is drained, and calls
 //! your [`Handler`]. Every handler the reactor takes gets exactly one
 //! [`Handler::on_close`], with a [`CloseReason`] that says what the operating
@@ -89,6 +89,32 @@
 //! close, abort, half-close ([`Conn::shutdown_write`]), pause or resume it.
 //! `examples/proxy.rs` is a forwarding proxy built from these, and
 //! [`Conn::set_timer`] gives a handler callbacks of its own.
+//!
+//! # Unix domain sockets
+//!
+//! [`Reactor::listen_unix`] and [`Reactor::connect_unix`] serve and open Unix
+//! domain sockets through the same [`Handler`], and every close rule above
+//! holds: EOF is `PeerClosed` after every byte; a peer that closes with our
+//! data unread, or a write to a peer that is gone (`EPIPE`; writes use
+//! `MSG_NOSIGNAL`, so no `SIGPIPE` reaches a host program that did not
+//! ignore it), is `Reset`; never `TimedOut`: keepalive and
+//! [`Config::user_timeout`] do not apply and are skipped without an error,
+//! so a hung peer process is found by an idle timeout. AF_UNIX has no reset
+//! to send, so an abort (or a close with output left unsent) reports its
+//! failure here while the peer sees an end of stream.
+//!
+//! The factory and [`Conn::peer`] give a [`Peer`]; [`Conn::peer_addr`] is
+//! `0.0.0.0:0` for a Unix peer, and [`Conn::peer_cred`] reads its
+//! credentials when asked. The socket file is never taken from a live
+//! listener, replaced only when stale and asked to
+//! ([`UnixListenOptions::replace_stale`]), never touched if it is not a
+//! socket, and removed when its listener goes only if it is still the file
+//! the listener made. With the `activation` feature, `Reactor::listen_activated`
+//! serves the listeners systemd passes.
+//!
+//! The socket kind is one seam (`src/transport.rs`): a connection holds one
+//! descriptor and its [`Peer`], and the state machine, dispatch, timers and
+//! drain are the same code for both kinds.
 //!
 //! # Time
 //!
@@ -194,8 +220,8 @@
 //! - Passing listeners to another process for a restart (`SCM_RIGHTS`, or
 //!   inheritance across `exec`) is up to the program: the reactor hands them
 //!   out ([`Reactor::take_listeners`]) and adopts them ([`Reactor::listen_std`]).
-//! - TCP only: no Unix domain sockets, no UDP, no TLS (a TLS library can sit
-//!   in a handler, as any protocol can).
+//! - No UDP, no TLS yet (a TLS library can sit in a handler, as any protocol
+//!   can).
 //! - `TCP_INFO` in the close record is read on Linux only.
 //! - No DNS: [`Reactor::connect`] takes a `SocketAddr`.
 //!
@@ -205,6 +231,9 @@
 //!   [`Counters`] and [`Latency`] through the `metrics` facade every period,
 //!   from a reactor timer (never a facade call per event). It adds the
 //!   `metrics` crate.
+//! - `activation` (off by default): `hangup::activation` and
+//!   `Reactor::listen_activated`, systemd socket activation for TCP and Unix
+//!   listeners, and `READY=1`. It adds the `listenfd` and `sd-notify` crates.
 //! - `pin` (off by default; Linux): `Group::start_pinned`, a [`Group`] whose
 //!   workers are each pinned to a CPU. It adds the `rustix` crate, for a safe
 //!   `sched_setaffinity(2)`; nothing else changes.
