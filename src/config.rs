@@ -87,7 +87,8 @@ impl Config {
     /// Take a `TCP_INFO` snapshot of every connection just before its
     /// descriptor closes, for its [`CloseRecord`](crate::CloseRecord)
     /// (per connection: [`Conn::capture_tcp_info`](crate::Conn::capture_tcp_info)).
-    /// One `getsockopt` per close. Default: off. Linux only.
+    /// One `getsockopt` per close. Default: off. Linux only; TCP only (a
+    /// Unix-domain connection's record has none).
     pub fn tcp_info_at_close(mut self, on: bool) -> Self {
         self.tcp_info_at_close = on;
         self
@@ -170,6 +171,9 @@ impl Config {
     /// dead only when retransmissions give up (about 15 minutes on Linux with
     /// the default `tcp_retries2`). Set [`user_timeout`](Config::user_timeout)
     /// to bound that case.
+    ///
+    /// TCP only: Unix-domain connections have no keepalive, and are left
+    /// alone (no error); an idle timeout finds a hung local peer.
     pub fn keepalive(mut self, k: Option<Keepalive>) -> Self {
         self.keepalive = k;
         self
@@ -193,6 +197,8 @@ impl Config {
     /// after `t`. Measured in hangup's namespace test (peer's link down, 4 KiB
     /// unacknowledged): 4.4 s for `t` = 3 s. Without it, Linux gives up only
     /// after `tcp_retries2` retransmissions, about 15 minutes.
+    ///
+    /// TCP only: Unix-domain connections are left alone (no error).
     pub fn user_timeout(mut self, t: Option<Duration>) -> Self {
         self.user_timeout = t;
         self
@@ -233,7 +239,7 @@ impl Config {
     }
 
     /// Set `TCP_NODELAY` on accepted connections. Default: `false` (one
-    /// syscall fewer per connection).
+    /// syscall fewer per connection). TCP only.
     pub fn nodelay(mut self, on: bool) -> Self {
         self.nodelay = on;
         self

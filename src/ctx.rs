@@ -223,11 +223,34 @@ impl<H: Handler> Ctx<'_, H> {
     /// reported to `handler` as `on_close(ConnectFailed(e))` (without
     /// `on_open`), so that every handler given here gets its `on_close`.
     /// The id, if the connect started.
-    pub fn connect_or_report(&mut self, addr: SocketAddr, mut handler: H) -> Option<ConnId> {
+    pub fn connect_or_report(&mut self, addr: SocketAddr, handler: H) -> Option<ConnId> {
+        self.start_or_report(handler, &addr.to_string(), |t, env| {
+            t.start_connect(addr, env)
+        })
+    }
+
+    /// [`connect_or_report`](Ctx::connect_or_report) to a Unix domain socket
+    /// at `path`.
+    pub fn connect_unix_or_report(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+        handler: H,
+    ) -> Option<ConnId> {
+        let path = path.as_ref();
+        let to = format!("unix:{}", path.display());
+        self.start_or_report(handler, &to, |t, env| t.start_connect_unix(path, env))
+    }
+
+    fn start_or_report(
+        &mut self,
+        mut handler: H,
+        to: &str,
+        start: impl FnOnce(&mut Table, &Env) -> io::Result<ConnId>,
+    ) -> Option<ConnId> {
         let started = if self.stopping {
             Err(stopped())
         } else {
-            self.table.start_connect(addr, self.env)
+            start(self.table, self.env)
         };
         match started {
             Ok(id) => {
@@ -235,7 +258,7 @@ impl<H: Handler> Ctx<'_, H> {
                 Some(id)
             }
             Err(e) => {
-                log::debug!("connect to {addr} refused: {e}");
+                log::debug!("connect to {to} refused: {e}");
                 handler.on_close(CloseReason::ConnectFailed(e));
                 None
             }

@@ -311,6 +311,24 @@ impl Handle {
         })
     }
 
+    /// [`connect`](Handle::connect) to the Unix domain socket at `path`
+    /// (see [`Reactor::connect_unix`](crate::Reactor::connect_unix)), with
+    /// the same contract.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Handle::connect).
+    pub fn connect_unix<H: Handler>(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+        make: impl FnOnce() -> H + Send + 'static,
+    ) -> io::Result<()> {
+        let path = path.into();
+        self.run(move |ctx: &mut Ctx<'_, H>| {
+            ctx.connect_unix_or_report(&path, make());
+        })
+    }
+
     /// A thread that hands connections to this reactor starts.
     pub(crate) fn add_feeder(&self) {
         self.shared.feeders.fetch_add(1, Ordering::SeqCst);

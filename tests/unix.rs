@@ -754,3 +754,38 @@ fn a_group_serves_a_unix_path_shared_and_says_which_modes_do_not_apply() {
     group.join().unwrap();
     assert!(!path.exists(), "the socket file went with the group");
 }
+
+#[test]
+fn handle_connect_unix_from_another_thread() {
+    let dir = TempDir::new("unix-handle");
+    let path = dir.join("up.sock");
+    let up = UnixListener::bind(&path).unwrap();
+    let (tx, rx) = channel();
+    let (handle, t) = run_reactor(|_: &mut Reactor<Outbound>| {});
+    let tx2 = tx.clone();
+    handle
+        .connect_unix(&path, move || Outbound { tx: tx2 })
+        .unwrap();
+    handle
+        .connect_unix(dir.join("missing.sock"), move || Outbound { tx })
+        .unwrap();
+    let (mut s, _) = up.accept().unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let mut line = [0u8; 5];
+    s.read_exact(&mut line).unwrap();
+    assert_eq!(&line, b"ping\n");
+    let mut saw_open = false;
+    let mut saw_enoent = false;
+    while !(saw_open && saw_enoent) {
+        match recv(&rx) {
+            Seen::Open(_, Peer::Unix, _) => saw_open = true,
+            Seen::Close(CloseReason::ConnectFailed(e)) => {
+                assert_eq!(e.raw_os_error(), Some(2), "{e}");
+                saw_enoent = true;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    handle.shutdown();
+    t.join().unwrap();
+}
