@@ -14,6 +14,7 @@
 //! HANGUP_ROUNDS=9 cargo bench --bench group
 //! ```
 
+use hangup_benches::{median, rounds};
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -218,20 +219,12 @@ fn tokio_run(workers: usize) -> Option<Duration> {
     took
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--test" || a == "--list") {
         return;
     }
     let _ = rlimit::increase_nofile_limit(20_000);
-    let rounds: usize = std::env::var("HANGUP_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+    let rounds = rounds(5);
     let names = [
         "hangup 1 worker",
         "hangup 2 workers",

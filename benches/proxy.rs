@@ -21,6 +21,7 @@
 #[path = "../examples/common/proxy.rs"]
 mod proxy;
 
+use hangup_benches::{median, rounds};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc;
@@ -208,11 +209,6 @@ fn memory_per_pair(which: &str) -> f64 {
     (after.saturating_sub(before) * 1024) as f64 / (PAIRS - 1) as f64
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs it once, small.
     let quick = std::env::args().any(|a| a == "--test" || a == "--list");
@@ -220,10 +216,7 @@ fn main() {
         return;
     }
     let _ = rlimit::increase_nofile_limit(16_384);
-    let rounds: usize = std::env::var("HANGUP_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(7);
+    let rounds = rounds(7);
     let impls = ["hangup", "tokio"];
     let mut tp = [Vec::new(), Vec::new()];
     let mut ex = [Vec::new(), Vec::new()];

@@ -13,6 +13,7 @@
 
 mod common;
 
+use hangup_benches::{median, rounds};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -52,21 +53,8 @@ impl Case {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
-    let rounds: usize = std::env::var("HANGUP_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(9);
+    let rounds = rounds(9);
     let limit = raise_nofile();
     let mut cases = Vec::new();
     for reset in [false, true] {

@@ -12,6 +12,7 @@
 //! HANGUP_ROUNDS=21 cargo bench --bench unix
 //! ```
 
+use hangup_benches::{median, rounds};
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -206,21 +207,8 @@ fn concurrent_closes_once(server: &mut dyn Server, path: &Path, n: usize) -> Dur
     t.elapsed()
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
-    let rounds: usize = std::env::var("HANGUP_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(9);
+    let rounds = rounds(9);
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
     let dir: PathBuf =
         std::env::temp_dir().join(format!("hangup-bench-unix-{}", std::process::id()));

@@ -25,7 +25,6 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -89,18 +88,7 @@ const USAGE: &str = "usage: chat [PORT | --unix PATH] [--demo]";
 
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let mut args = std::env::args().skip(1);
-    let (mut port, mut unix, mut demo) = (7004u16, None, false);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--demo" => {
-                demo = true;
-                port = 0;
-            }
-            "--unix" => unix = Some(PathBuf::from(args.next().expect(USAGE))),
-            p => port = p.parse().expect(USAGE),
-        }
-    }
+    let common::Args { port, unix, demo } = common::Args::parse(7004, USAGE);
     let mut reactor = Reactor::new()?;
     let room = Rc::new(RefCell::new(Room {
         members: BTreeMap::new(),

@@ -61,18 +61,7 @@ enum At {
 
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let mut args = std::env::args().skip(1);
-    let (mut port, mut unix, mut demo) = (7000u16, None, false);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--demo" => {
-                demo = true;
-                port = 0;
-            }
-            "--unix" => unix = Some(PathBuf::from(args.next().expect(USAGE))),
-            p => port = p.parse().expect(USAGE),
-        }
-    }
+    let common::Args { port, unix, demo } = common::Args::parse(7000, USAGE);
     let mut reactor = Reactor::new()?;
     let at = if activated(&mut reactor)? {
         At::Activated

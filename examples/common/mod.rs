@@ -16,6 +16,39 @@ pub use logging::init as init_log;
 #[allow(unused_imports)]
 pub use logging::init_with_default as init_log_with_default;
 
+/// What echo and chat are told: `[PORT | --unix PATH] [--demo]`.
+pub struct Args {
+    /// The TCP port (0 with `--demo`: any free one).
+    pub port: u16,
+    /// `--unix PATH`: listen on a Unix domain socket instead.
+    pub unix: Option<std::path::PathBuf>,
+    /// `--demo`: a self-check, then exit.
+    pub demo: bool,
+}
+
+impl Args {
+    /// Parses the command line; `usage` on a bad one.
+    pub fn parse(default_port: u16, usage: &str) -> Args {
+        let mut args = std::env::args().skip(1);
+        let mut out = Args {
+            port: default_port,
+            unix: None,
+            demo: false,
+        };
+        while let Some(a) = args.next() {
+            match a.as_str() {
+                "--demo" => {
+                    out.demo = true;
+                    out.port = 0;
+                }
+                "--unix" => out.unix = Some(args.next().expect(usage).into()),
+                p => out.port = p.parse().expect(usage),
+            }
+        }
+        out
+    }
+}
+
 /// One row of closewatch's table.
 pub struct Row {
     pub scenario: String,
