@@ -77,6 +77,99 @@ pub enum CloseReason {
     /// (EHOSTUNREACH, ENETUNREACH), `AddrNotAvailable` (EADDRNOTAVAIL: no
     /// local port left), and so on.
     ConnectFailed(io::Error),
+    /// TLS: the stream ended (the peer's FIN) without the peer's
+    /// close_notify: the data may have been cut short (a truncation).
+    /// `at_record_boundary` tells whether the end fell between two TLS
+    /// records (many HTTP clients end this way after a complete message)
+    /// or inside one (the stream was surely cut). Every byte received
+    /// before was delivered. Over TLS, [`PeerClosed`](CloseReason::PeerClosed)
+    /// means the peer's close_notify arrived after all its data.
+    TlsTruncated {
+        /// The end fell between two records, not inside one.
+        at_record_boundary: bool,
+    },
+    /// TLS: the peer sent a fatal alert (during the handshake or after it).
+    TlsAlert(TlsAlert),
+    /// TLS: the handshake failed on this side: the error rustls gave (a bad
+    /// certificate, no shared protocol version or cipher suite, no ALPN
+    /// match, a peer that is not speaking TLS, ...), as an `io::Error` of
+    /// kind `InvalidData` whose [`get_ref`](io::Error::get_ref) downcasts
+    /// to `rustls::Error`; or the peer closed or reset the connection
+    /// during the handshake (the `io::Error` the read gave). No `on_open`
+    /// came before it.
+    TlsHandshakeFailed(io::Error),
+    /// TLS: the handshake did not finish within
+    /// [`Config::handshake_timeout`](crate::Config::handshake_timeout)
+    /// (the defence against a slowloris peer over TLS). No `on_open` came
+    /// before it.
+    TlsHandshakeTimeout,
+}
+
+/// A TLS alert the peer sent ([`CloseReason::TlsAlert`]): its code, as in
+/// the TLS registry (RFC 8446, 6), and its name.
+///
+/// ```
+/// use hangup::TlsAlert;
+/// let a = TlsAlert { code: 48 };
+/// assert_eq!(a.name(), "unknown_ca");
+/// assert_eq!(a.to_string(), "unknown_ca (48)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TlsAlert {
+    /// The alert's code (`AlertDescription`): 40 `handshake_failure`,
+    /// 42 `bad_certificate`, 48 `unknown_ca`, 70 `protocol_version`, 120
+    /// `no_application_protocol`, ...
+    pub code: u8,
+}
+
+impl TlsAlert {
+    /// The alert's name in the TLS registry; `"unknown"` for a code not in it.
+    pub fn name(&self) -> &'static str {
+        match self.code {
+            0 => "close_notify",
+            10 => "unexpected_message",
+            20 => "bad_record_mac",
+            21 => "decryption_failed",
+            22 => "record_overflow",
+            30 => "decompression_failure",
+            40 => "handshake_failure",
+            41 => "no_certificate",
+            42 => "bad_certificate",
+            43 => "unsupported_certificate",
+            44 => "certificate_revoked",
+            45 => "certificate_expired",
+            46 => "certificate_unknown",
+            47 => "illegal_parameter",
+            48 => "unknown_ca",
+            49 => "access_denied",
+            50 => "decode_error",
+            51 => "decrypt_error",
+            60 => "export_restriction",
+            70 => "protocol_version",
+            71 => "insufficient_security",
+            80 => "internal_error",
+            86 => "inappropriate_fallback",
+            90 => "user_canceled",
+            100 => "no_renegotiation",
+            109 => "missing_extension",
+            110 => "unsupported_extension",
+            111 => "certificate_unobtainable",
+            112 => "unrecognized_name",
+            113 => "bad_certificate_status_response",
+            114 => "bad_certificate_hash_value",
+            115 => "unknown_psk_identity",
+            116 => "certificate_required",
+            120 => "no_application_protocol",
+            121 => "encrypted_client_hello_required",
+            _ => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for TlsAlert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name(), self.code)
+    }
 }
 
 /// errno values named in the docs, per platform; `None` where it has none.
@@ -109,7 +202,9 @@ impl CloseReason {
         match self {
             CloseReason::Reset => ECONNRESET,
             CloseReason::TimedOut => ETIMEDOUT,
-            CloseReason::Error(e) | CloseReason::ConnectFailed(e) => e.raw_os_error(),
+            CloseReason::Error(e)
+            | CloseReason::ConnectFailed(e)
+            | CloseReason::TlsHandshakeFailed(e) => e.raw_os_error(),
             _ => None,
         }
     }
@@ -120,7 +215,11 @@ impl CloseReason {
     pub fn is_peer_gone(&self) -> bool {
         matches!(
             self,
-            CloseReason::PeerClosed | CloseReason::Reset | CloseReason::TimedOut
+            CloseReason::PeerClosed
+                | CloseReason::Reset
+                | CloseReason::TimedOut
+                | CloseReason::TlsTruncated { .. }
+                | CloseReason::TlsAlert(_)
         )
     }
 
@@ -128,7 +227,9 @@ impl CloseReason {
     /// [`ConnectFailed`](CloseReason::ConnectFailed); `None` for the others.
     pub fn io_error(&self) -> Option<&io::Error> {
         match self {
-            CloseReason::Error(e) | CloseReason::ConnectFailed(e) => Some(e),
+            CloseReason::Error(e)
+            | CloseReason::ConnectFailed(e)
+            | CloseReason::TlsHandshakeFailed(e) => Some(e),
             _ => None,
         }
     }
@@ -149,6 +250,10 @@ impl CloseReason {
             CloseReason::Panicked => "Panicked",
             CloseReason::Error(_) => "Error",
             CloseReason::ConnectFailed(_) => "ConnectFailed",
+            CloseReason::TlsTruncated { .. } => "TlsTruncated",
+            CloseReason::TlsAlert(_) => "TlsAlert",
+            CloseReason::TlsHandshakeFailed(_) => "TlsHandshakeFailed",
+            CloseReason::TlsHandshakeTimeout => "TlsHandshakeTimeout",
         }
     }
 }
@@ -181,6 +286,12 @@ impl Clone for CloseReason {
             CloseReason::Panicked => CloseReason::Panicked,
             CloseReason::Error(e) => CloseReason::Error(copy_error(e)),
             CloseReason::ConnectFailed(e) => CloseReason::ConnectFailed(copy_error(e)),
+            CloseReason::TlsTruncated { at_record_boundary } => CloseReason::TlsTruncated {
+                at_record_boundary: *at_record_boundary,
+            },
+            CloseReason::TlsAlert(a) => CloseReason::TlsAlert(*a),
+            CloseReason::TlsHandshakeFailed(e) => CloseReason::TlsHandshakeFailed(copy_error(e)),
+            CloseReason::TlsHandshakeTimeout => CloseReason::TlsHandshakeTimeout,
         }
     }
 }
@@ -203,9 +314,19 @@ impl PartialEq for CloseReason {
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
             (CloseReason::Error(a), CloseReason::Error(b))
-            | (CloseReason::ConnectFailed(a), CloseReason::ConnectFailed(b)) => {
+            | (CloseReason::ConnectFailed(a), CloseReason::ConnectFailed(b))
+            | (CloseReason::TlsHandshakeFailed(a), CloseReason::TlsHandshakeFailed(b)) => {
                 a.kind() == b.kind() && a.raw_os_error() == b.raw_os_error()
             }
+            (
+                CloseReason::TlsTruncated {
+                    at_record_boundary: a,
+                },
+                CloseReason::TlsTruncated {
+                    at_record_boundary: b,
+                },
+            ) => a == b,
+            (CloseReason::TlsAlert(a), CloseReason::TlsAlert(b)) => a == b,
             _ => std::mem::discriminant(self) == std::mem::discriminant(other),
         }
     }
@@ -236,6 +357,15 @@ impl fmt::Display for CloseReason {
             CloseReason::Panicked => f.write_str("handler panicked"),
             CloseReason::Error(e) => write!(f, "error: {e}"),
             CloseReason::ConnectFailed(e) => write!(f, "connect failed: {e}"),
+            CloseReason::TlsTruncated {
+                at_record_boundary: true,
+            } => f.write_str("TLS stream ended without close_notify, between records"),
+            CloseReason::TlsTruncated {
+                at_record_boundary: false,
+            } => f.write_str("TLS stream cut inside a record"),
+            CloseReason::TlsAlert(a) => write!(f, "TLS alert from the peer: {a}"),
+            CloseReason::TlsHandshakeFailed(e) => write!(f, "TLS handshake failed: {e}"),
+            CloseReason::TlsHandshakeTimeout => f.write_str("TLS handshake timed out"),
         }
     }
 }

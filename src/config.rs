@@ -34,6 +34,7 @@ pub struct Config {
     pub(crate) nodelay: bool,
     pub(crate) listen_backlog: u32,
     pub(crate) connect_timeout: Option<Duration>,
+    pub(crate) handshake_timeout: Option<Duration>,
     pub(crate) close_records: bool,
     pub(crate) close_latency: bool,
     pub(crate) tcp_info_at_close: bool,
@@ -54,6 +55,7 @@ impl Default for Config {
             nodelay: false,
             listen_backlog: 1024,
             connect_timeout: Some(Duration::from_secs(30)),
+            handshake_timeout: Some(Duration::from_secs(10)),
             close_records: false,
             close_latency: false,
             tcp_info_at_close: false,
@@ -271,6 +273,22 @@ impl Config {
         self
     }
 
+    /// How long a TLS handshake may take, from the accept (or the TCP
+    /// connect) to the handshake's end, before the connection ends with
+    /// [`CloseReason::TlsHandshakeTimeout`](crate::CloseReason::TlsHandshakeTimeout).
+    /// Default: 10 s (as Netty). It is what stops a peer that opens a TLS
+    /// connection and then trickles its handshake, or sends nothing. Nonzero,
+    /// at most `u32::MAX` ms; `None`: no limit. Plain connections ignore it.
+    pub fn handshake_timeout(mut self, t: Option<Duration>) -> Self {
+        self.handshake_timeout = t;
+        self
+    }
+
+    /// The configured [`handshake_timeout`](Config::handshake_timeout).
+    pub fn get_handshake_timeout(&self) -> Option<Duration> {
+        self.handshake_timeout
+    }
+
     /// The configured [`max_connections`](Config::max_connections).
     pub fn get_max_connections(&self) -> usize {
         self.max_connections
@@ -349,6 +367,7 @@ impl Config {
     /// - `idle_timeout` is `Some(0)` or past `u32::MAX` ms (49.7 days);
     /// - `close_timeout` is 0;
     /// - `connect_timeout` is `Some(0)` or past `u32::MAX` ms;
+    /// - `handshake_timeout` is `Some(0)` or past `u32::MAX` ms;
     /// - a keepalive time is below one second, not whole seconds, or past the
     ///   kernel's maximum (32,767 s), or `retries` is 0 or past 127;
     /// - `user_timeout` is zero, not whole milliseconds, or past `i32::MAX` ms
@@ -407,6 +426,14 @@ impl Config {
             if t.is_zero() || t.as_millis() > u128::from(u32::MAX) {
                 return Err(invalid(&format!(
                     "connect_timeout must be 1 to {} ms (use None to leave it to the kernel)",
+                    u32::MAX
+                )));
+            }
+        }
+        if let Some(t) = self.handshake_timeout {
+            if t.is_zero() || t.as_millis() > u128::from(u32::MAX) {
+                return Err(invalid(&format!(
+                    "handshake_timeout must be 1 to {} ms (use None for no limit)",
                     u32::MAX
                 )));
             }

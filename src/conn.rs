@@ -16,6 +16,8 @@ use crate::transport::{Peer, Stream};
 
 mod slots;
 mod state;
+#[cfg(feature = "tls")]
+mod tls;
 mod view;
 
 pub use slots::ConnId;
@@ -148,6 +150,39 @@ impl Core {
         self.st.set(Flag::WANT_WRITABLE, true);
     }
 
+    /// Sends bytes the transport made (TLS records: a handshake message, an
+    /// alert), in any phase but Done: straight to the socket when nothing
+    /// is queued, else queued behind what is.
+    #[cfg(feature = "tls")]
+    pub(crate) fn send_raw(&mut self, data: &[u8], sent: &mut u64) {
+        if data.is_empty() || self.st.phase() == Phase::Done {
+            return;
+        }
+        let mut data = data;
+        if self.out.is_none() {
+            loop {
+                match self.stream.write(data) {
+                    Ok(n) => {
+                        *sent += n as u64;
+                        data = &data[n..];
+                        if data.is_empty() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        self.call_failed(e);
+                        return;
+                    }
+                }
+            }
+        }
+        let out = self.out.get_or_insert_with(Default::default);
+        out.buf.extend_from_slice(data);
+        self.st.set(Flag::WANT_WRITABLE, true);
+    }
+
     /// `Conn::close`.
     pub(crate) fn close(&mut self, env: &Env) {
         let has_pending = self.pending() > 0;
@@ -197,6 +232,9 @@ pub(crate) struct Env {
     pub(crate) close_ticks: u64,
     /// `config.connect_timeout` in ticks; 0 = none.
     pub(crate) connect_ticks: u64,
+    /// `config.handshake_timeout` in ticks; 0 = none.
+    #[cfg(feature = "tls")]
+    pub(crate) handshake_ticks: u64,
     /// `config.idle_timeout` in ms; 0 = none.
     pub(crate) idle_ms: u32,
     pub(crate) clock: Clock,
@@ -213,6 +251,8 @@ impl Env {
         Env {
             close_ticks: ticks(config.close_timeout),
             connect_ticks: config.connect_timeout.map_or(0, ticks),
+            #[cfg(feature = "tls")]
+            handshake_ticks: config.handshake_timeout.map_or(0, ticks),
             idle_ms: idle_ms(config.idle_timeout),
             config,
             clock: Clock::new(),
@@ -251,6 +291,12 @@ pub(crate) struct Table {
     /// Per slot, what the close record's detail needs
     /// ([`Config::close_records`]); `None` when off.
     pub(crate) recs: Option<Vec<Rec>>,
+    /// Per slot, the TLS state of TLS connections ([`Flag::TLS`]).
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Vec<Option<Box<crate::transport::tls::TlsSession>>>,
+    /// Where TLS records are made before they join a connection's output.
+    #[cfg(feature = "tls")]
+    pub(crate) tls_out: Vec<u8>,
 }
 
 impl Table {
@@ -263,6 +309,10 @@ impl Table {
             bytes_in: 0,
             bytes_out: 0,
             recs: None,
+            #[cfg(feature = "tls")]
+            tls: Vec::new(),
+            #[cfg(feature = "tls")]
+            tls_out: Vec::new(),
         }
     }
 

@@ -39,11 +39,19 @@ pub enum CloseKind {
     Error,
     /// [`CloseReason::ConnectFailed`]
     ConnectFailed,
+    /// [`CloseReason::TlsTruncated`]
+    TlsTruncated,
+    /// [`CloseReason::TlsAlert`]
+    TlsAlert,
+    /// [`CloseReason::TlsHandshakeFailed`]
+    TlsHandshakeFailed,
+    /// [`CloseReason::TlsHandshakeTimeout`]
+    TlsHandshakeTimeout,
 }
 
 impl CloseKind {
     /// Every kind, in the order of [`Counters::closed_by`]'s table.
-    pub const ALL: [CloseKind; 13] = [
+    pub const ALL: [CloseKind; KINDS] = [
         CloseKind::PeerClosed,
         CloseKind::Reset,
         CloseKind::TimedOut,
@@ -57,6 +65,10 @@ impl CloseKind {
         CloseKind::Panicked,
         CloseKind::Error,
         CloseKind::ConnectFailed,
+        CloseKind::TlsTruncated,
+        CloseKind::TlsAlert,
+        CloseKind::TlsHandshakeFailed,
+        CloseKind::TlsHandshakeTimeout,
     ];
 
     /// The kind of `reason`.
@@ -75,6 +87,10 @@ impl CloseKind {
             CloseReason::Panicked => CloseKind::Panicked,
             CloseReason::Error(_) => CloseKind::Error,
             CloseReason::ConnectFailed(_) => CloseKind::ConnectFailed,
+            CloseReason::TlsTruncated { .. } => CloseKind::TlsTruncated,
+            CloseReason::TlsAlert(_) => CloseKind::TlsAlert,
+            CloseReason::TlsHandshakeFailed(_) => CloseKind::TlsHandshakeFailed,
+            CloseReason::TlsHandshakeTimeout => CloseKind::TlsHandshakeTimeout,
         }
     }
 
@@ -110,7 +126,11 @@ impl Side {
             CloseReason::PeerClosed
             | CloseReason::Reset
             | CloseReason::TimedOut
-            | CloseReason::Error(_) => Side::Peer,
+            | CloseReason::Error(_)
+            | CloseReason::TlsTruncated { .. }
+            | CloseReason::TlsAlert(_)
+            | CloseReason::TlsHandshakeFailed(_) => Side::Peer,
+            CloseReason::TlsHandshakeTimeout => Side::Timer,
             CloseReason::ConnectFailed(e) => {
                 if e.kind() == std::io::ErrorKind::TimedOut && e.raw_os_error().is_none() {
                     Side::Timer
@@ -133,7 +153,7 @@ impl Side {
 
 /// [`Side::of`] for each kind but `ConnectFailed` (which depends on its
 /// error), in the order of [`CloseKind::ALL`].
-const SIDE_OF_KIND: [Side; 13] = [
+const SIDE_OF_KIND: [Side; KINDS] = [
     Side::Peer,    // PeerClosed
     Side::Peer,    // Reset
     Side::Peer,    // TimedOut
@@ -147,7 +167,14 @@ const SIDE_OF_KIND: [Side; 13] = [
     Side::Handler, // Panicked
     Side::Peer,    // Error
     Side::Peer,    // ConnectFailed: see Side::of
+    Side::Peer,    // TlsTruncated
+    Side::Peer,    // TlsAlert
+    Side::Peer,    // TlsHandshakeFailed
+    Side::Timer,   // TlsHandshakeTimeout
 ];
+
+/// How many kinds of close there are ([`CloseKind::ALL`]).
+const KINDS: usize = 17;
 
 /// What a reactor counted since it was made. From any thread:
 /// [`Handle::counters`](crate::Handle::counters) (as of the reactor's last
@@ -191,7 +218,7 @@ pub struct Counters {
     pub bytes_in: u64,
     /// Bytes the kernel took from this side's output.
     pub bytes_out: u64,
-    by_kind: [u64; 13],
+    by_kind: [u64; KINDS],
     by_side: [u64; 4],
 }
 
@@ -259,16 +286,16 @@ impl Counters {
             self.bytes_in,
             self.bytes_out,
         ]);
-        a[13..26].copy_from_slice(&self.by_kind);
-        a[26..30].copy_from_slice(&self.by_side);
+        a[13..13 + KINDS].copy_from_slice(&self.by_kind);
+        a[13 + KINDS..FIELDS].copy_from_slice(&self.by_side);
         a
     }
 
     fn from_array(a: &[u64; FIELDS]) -> Counters {
-        let mut by_kind = [0u64; 13];
-        by_kind.copy_from_slice(&a[13..26]);
+        let mut by_kind = [0u64; KINDS];
+        by_kind.copy_from_slice(&a[13..13 + KINDS]);
         let mut by_side = [0u64; 4];
-        by_side.copy_from_slice(&a[26..30]);
+        by_side.copy_from_slice(&a[13 + KINDS..FIELDS]);
         Counters {
             accepted: a[0],
             connects_started: a[1],
@@ -289,7 +316,7 @@ impl Counters {
     }
 }
 
-const FIELDS: usize = 30;
+const FIELDS: usize = 13 + KINDS + 4;
 
 /// Counters published for other threads: a sequence lock over atomics.
 /// The one writer (the reactor, once per turn) makes the sequence odd,

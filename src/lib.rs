@@ -278,7 +278,7 @@ mod sys;
 mod timer;
 mod transport;
 
-pub use close::CloseReason;
+pub use close::{CloseReason, TlsAlert};
 pub use config::{Config, Keepalive};
 pub use conn::{Conn, ConnId};
 pub use connect::Connector;

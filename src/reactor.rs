@@ -39,6 +39,8 @@ mod tasks;
 #[cfg(test)]
 mod tests;
 mod timers;
+#[cfg(feature = "tls")]
+mod tls;
 
 use dispatch::{deliver, read_ready, write_ready};
 
@@ -64,6 +66,9 @@ struct Listener<H> {
     sock: transport::Listener,
     addr: ListenAddr,
     factory: Factory<H>,
+    /// Serves TLS with this configuration (feature `tls`).
+    #[cfg(feature = "tls")]
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// The event loop: owns a `mio::Poll`, its `Events`, a slab of connections,
@@ -444,9 +449,19 @@ impl<H: Handler> Reactor<H> {
         if hangup {
             core.st.set(Flag::HUP_HINT, true);
         }
-        if core.st.phase() == Phase::Connecting && !self.connect_event(id, event) {
-            self.after(id);
-            return;
+        if core.st.phase() == Phase::Connecting {
+            #[cfg(feature = "tls")]
+            let opened = if core.st.has(Flag::TLS) {
+                self.tls_handshake_event(id)
+            } else {
+                self.connect_event(id, event)
+            };
+            #[cfg(not(feature = "tls"))]
+            let opened = self.connect_event(id, event);
+            if !opened {
+                self.after(id);
+                return;
+            }
         }
         let (handlers, table, env) = (&mut self.handlers, &mut self.table, &self.env);
         let Some(core) = table.cores.get_mut(id) else {

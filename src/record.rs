@@ -275,6 +275,10 @@ fn kind_phrase(k: CloseKind) -> &'static str {
         CloseKind::Panicked => "handler panicked",
         CloseKind::Error => "error",
         CloseKind::ConnectFailed => "connect failed",
+        CloseKind::TlsTruncated => "TLS stream ended without close_notify",
+        CloseKind::TlsAlert => "TLS alert from the peer",
+        CloseKind::TlsHandshakeFailed => "TLS handshake failed",
+        CloseKind::TlsHandshakeTimeout => "TLS handshake timed out",
     }
 }
 

@@ -23,6 +23,8 @@ use socket2::{SockRef, Socket};
 
 use crate::sys;
 
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 pub(crate) mod unix;
 
 pub use unix::{PeerCred, UnixListenOptions};

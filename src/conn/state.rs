@@ -72,6 +72,8 @@ impl Flag {
     pub(crate) const IDLE: Flag = Flag(1 << 10);
     /// Read TCP_INFO just before the descriptor closes (the close record).
     pub(crate) const TCP_INFO: Flag = Flag(1 << 11);
+    /// A TLS connection: while Connecting, its handshake is under way.
+    pub(crate) const TLS: Flag = Flag(1 << 15);
 }
 
 /// Bits 12-14 of the flags: the phase a connection ended in (set as it
@@ -106,13 +108,38 @@ fn cause_code(r: &CloseReason) -> u8 {
         CloseReason::Error(_) => 11,
         CloseReason::ConnectFailed(_) => 12,
         CloseReason::Drained => 13,
+        CloseReason::TlsTruncated {
+            at_record_boundary: true,
+        } => 14,
+        CloseReason::TlsTruncated {
+            at_record_boundary: false,
+        } => 15,
+        CloseReason::TlsAlert(_) => 16,
+        CloseReason::TlsHandshakeFailed(_) => 17,
+        CloseReason::TlsHandshakeTimeout => 18,
     }
 }
+
+/// A TLS alert's code, kept in the `io::Error` slot of [`State`] (its
+/// cause byte says it is an alert).
+#[derive(Debug)]
+struct AlertCode(u8);
+
+impl fmt::Display for AlertCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TLS alert {}", self.0)
+    }
+}
+
+impl std::error::Error for AlertCode {}
 
 fn split_cause(r: CloseReason) -> (u8, Option<io::Error>) {
     let code = cause_code(&r);
     match r {
-        CloseReason::Error(e) | CloseReason::ConnectFailed(e) => (code, Some(e)),
+        CloseReason::Error(e)
+        | CloseReason::ConnectFailed(e)
+        | CloseReason::TlsHandshakeFailed(e) => (code, Some(e)),
+        CloseReason::TlsAlert(a) => (code, Some(io::Error::other(AlertCode(a.code)))),
         _ => (code, None),
     }
 }
@@ -133,6 +160,22 @@ fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
         11 => CloseReason::Error(err.unwrap_or_else(lost)),
         12 => CloseReason::ConnectFailed(err.unwrap_or_else(lost)),
         13 => CloseReason::Drained,
+        14 => CloseReason::TlsTruncated {
+            at_record_boundary: true,
+        },
+        15 => CloseReason::TlsTruncated {
+            at_record_boundary: false,
+        },
+        16 => {
+            let code = err
+                .as_ref()
+                .and_then(|e| e.get_ref())
+                .and_then(|e| e.downcast_ref::<AlertCode>())
+                .map_or(0, |a| a.0);
+            CloseReason::TlsAlert(crate::close::TlsAlert { code })
+        }
+        17 => CloseReason::TlsHandshakeFailed(err.unwrap_or_else(lost)),
+        18 => CloseReason::TlsHandshakeTimeout,
         _ => return None,
     })
 }
@@ -553,7 +596,9 @@ impl State {
     /// Fires the timers due at `now`. Returns true if the connection must end.
     ///
     /// The connect timeout ends a connect as
-    /// [`CloseReason::ConnectFailed`] with `ErrorKind::TimedOut`. The close
+    /// [`CloseReason::ConnectFailed`] with `ErrorKind::TimedOut`; for a TLS
+    /// connection whose handshake is under way, the handshake timeout ends
+    /// it as [`CloseReason::TlsHandshakeTimeout`]. The close
     /// timeout in Draining ends the connection as closed (our FIN and all
     /// output went out). In Flushing, output is still queued: the peer gets a
     /// reset rather than a clean EOF after partial data, and the reason is
@@ -561,6 +606,10 @@ impl State {
     pub(crate) fn expire(&mut self, now: u64) -> bool {
         let due = |t: u64| t != 0 && t <= now;
         match self.phase {
+            Phase::Connecting if due(self.deadline_at) && self.has(Flag::TLS) => {
+                self.fail(CloseReason::TlsHandshakeTimeout);
+                true
+            }
             Phase::Connecting if due(self.deadline_at) => {
                 self.fail(CloseReason::ConnectFailed(io::Error::new(
                     io::ErrorKind::TimedOut,

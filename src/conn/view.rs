@@ -175,6 +175,16 @@ impl Conn<'_> {
     /// (output after our FIN was asked for could not go before it).
     pub fn write(&mut self, data: &[u8]) {
         let (id, max) = (self.id, self.env.config.max_write_buffer);
+        #[cfg(feature = "tls")]
+        if self.peek().st.has(Flag::TLS) {
+            let before = self.table.bytes_out;
+            self.table.tls_write(id, data, max);
+            if self.table.recs.is_some() {
+                let sent = self.table.bytes_out - before;
+                self.table.count_sent(id, sent);
+            }
+            return;
+        }
         let Table {
             cores, bytes_out, ..
         } = &mut *self.table;
@@ -185,6 +195,26 @@ impl Conn<'_> {
             let sent = self.table.bytes_out - before;
             self.table.count_sent(id, sent);
         }
+    }
+
+    /// A TLS connection's close_notify, before our FIN: once, and only on an
+    /// open connection whose handshake is done.
+    #[cfg(feature = "tls")]
+    fn close_notify(&mut self) {
+        let st = &self.peek().st;
+        if st.has(Flag::TLS) && st.is_open() && !st.has_any(Flag::FIN_PENDING, Flag::WRITE_CLOSED) {
+            self.table.tls_close_notify(self.id);
+        }
+    }
+
+    /// A TLS connection's negotiated facts (feature `tls`): the server name
+    /// the client sent, the ALPN protocol, the protocol version, the cipher
+    /// suite, the peer's certificates, as rustls keeps them. `None` for a
+    /// plain connection. Any phase (while the handshake runs, what is known
+    /// so far).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&rustls::Connection> {
+        self.table.tls_session(self.id).map(|s| &s.conn)
     }
 
     /// Bytes queued and not yet taken by the kernel. Any phase.
@@ -212,6 +242,8 @@ impl Conn<'_> {
     #[inline]
     pub fn close(&mut self) {
         let env = self.env;
+        #[cfg(feature = "tls")]
+        self.close_notify();
         self.core().close(env);
         self.table.note(self.id, Event::Close);
     }
@@ -227,6 +259,8 @@ impl Conn<'_> {
     /// Closing or closed, or called twice: ignored.
     pub fn shutdown_write(&mut self) {
         let env = self.env;
+        #[cfg(feature = "tls")]
+        self.close_notify();
         self.core().shutdown_write(env);
         self.table.note(self.id, Event::ShutdownWrite);
     }

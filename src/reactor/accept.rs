@@ -198,6 +198,62 @@ impl<H: Handler> Reactor<H> {
         )
     }
 
+    /// Binds `addr` and serves TLS there with `config` (feature `tls`): each
+    /// accepted peer gets a handler from `factory` at once, and
+    /// [`Handler::on_open`] once its handshake is done; the handler sees
+    /// plaintext in `on_data` and writes plaintext with
+    /// [`Conn::write`](crate::Conn::write). A handshake that fails or does
+    /// not finish within [`Config::handshake_timeout`](crate::Config::handshake_timeout)
+    /// ends with `on_close` alone ([`CloseReason::TlsHandshakeFailed`](crate::CloseReason::TlsHandshakeFailed),
+    /// [`TlsAlert`](crate::CloseReason::TlsAlert),
+    /// [`TlsHandshakeTimeout`](crate::CloseReason::TlsHandshakeTimeout)).
+    /// [`Conn::close`](crate::Conn::close) sends close_notify, then the FIN;
+    /// [`Conn::abort`](crate::Conn::abort) sends no close_notify. Returns the
+    /// bound address.
+    ///
+    /// # Errors
+    ///
+    /// As [`listen`](Reactor::listen).
+    #[cfg(feature = "tls")]
+    pub fn listen_tls<F>(
+        &mut self,
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        factory: F,
+    ) -> io::Result<SocketAddr>
+    where
+        F: FnMut(SocketAddr) -> H + 'static,
+    {
+        let bound = self.listen(addr, factory)?;
+        if let Some(l) = self.listeners.last_mut() {
+            l.tls = Some(config);
+        }
+        Ok(bound)
+    }
+
+    /// [`listen_tls`](Reactor::listen_tls) on a Unix domain socket at `path`
+    /// (bound as [`listen_unix`](Reactor::listen_unix) binds it).
+    ///
+    /// # Errors
+    ///
+    /// As [`listen_unix`](Reactor::listen_unix).
+    #[cfg(feature = "tls")]
+    pub fn listen_unix_tls<F>(
+        &mut self,
+        path: impl AsRef<Path>,
+        config: std::sync::Arc<rustls::ServerConfig>,
+        factory: F,
+    ) -> io::Result<()>
+    where
+        F: FnMut(Peer) -> H + 'static,
+    {
+        self.listen_unix(path, factory)?;
+        if let Some(l) = self.listeners.last_mut() {
+            l.tls = Some(config);
+        }
+        Ok(())
+    }
+
     /// Adopts a Unix-domain listener that is already bound and listening
     /// (socket activation, or a restart's hand-over): set non-blocking here.
     /// Its socket file is not this reactor's and is never removed.
@@ -271,9 +327,16 @@ impl<H: Handler> Reactor<H> {
             }
         }
         for l in kept {
+            #[cfg(feature = "tls")]
+            let tls = l.tls;
             let (sock, addr, factory) = (l.sock, l.addr, l.factory);
             if let Err(e) = self.add_listener(sock, addr.clone(), factory) {
                 log::error!("listening on {addr} again: {e}");
+                continue;
+            }
+            #[cfg(feature = "tls")]
+            if let Some(l) = self.listeners.last_mut() {
+                l.tls = tls;
             }
         }
         out
@@ -325,6 +388,8 @@ impl<H: Handler> Reactor<H> {
             sock,
             addr,
             factory,
+            #[cfg(feature = "tls")]
+            tls: None,
         });
         Ok(())
     }
@@ -457,6 +522,19 @@ impl<H: Handler> Reactor<H> {
             self.counters.rejected_other += 1;
             return None;
         }
+        #[cfg(feature = "tls")]
+        let session = match self.tls_session_for(li) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("turning {peer} away: no TLS session: {e}");
+                self.counters.rejected_other += 1;
+                return None;
+            }
+        };
+        #[cfg(feature = "tls")]
+        let handshaking = session.is_some();
+        #[cfg(not(feature = "tls"))]
+        let handshaking = false;
         let factory = match li {
             Some(li) => &mut self.listeners[li].factory,
             None => self.adopt_factory.as_mut().expect("checked by adopt"),
@@ -465,11 +543,20 @@ impl<H: Handler> Reactor<H> {
             self.counters.rejected_factory += 1;
             return None;
         };
-        let idle_ms = self.env.idle_ms;
-        let mut st = State::new(idle_ms);
-        if idle_ms != 0 {
-            st.heard_from_peer(self.env.clock.now());
-        }
+        let st = if handshaking {
+            #[cfg(feature = "tls")]
+            let st = self.handshaking_state();
+            #[cfg(not(feature = "tls"))]
+            let st = State::new(0);
+            st
+        } else {
+            let idle_ms = self.env.idle_ms;
+            let mut st = State::new(idle_ms);
+            if idle_ms != 0 {
+                st.heard_from_peer(self.env.clock.now());
+            }
+            st
+        };
         let core = Core {
             stream,
             peer,
@@ -478,21 +565,27 @@ impl<H: Handler> Reactor<H> {
         };
         let (got, _) = self.table.cores.insert(core);
         debug_assert_eq!(got, id);
+        #[cfg(feature = "tls")]
+        if let Some(session) = session {
+            self.table.tls_put(id, session);
+        }
         self.counters.accepted += 1;
         if self.table.recs.is_some() {
             let now = self.env.clock.now();
-            self.table.start_rec(id, now, true);
+            self.table.start_rec(id, now, !handshaking);
         }
         self.put_handler(id, handler);
         log::trace!("conn {id}: open from {peer}");
-        deliver(
-            &mut self.handlers,
-            &mut self.table,
-            &self.env,
-            id,
-            "on_open",
-            |h, c| h.on_open(c),
-        );
+        if !handshaking {
+            deliver(
+                &mut self.handlers,
+                &mut self.table,
+                &self.env,
+                id,
+                "on_open",
+                |h, c| h.on_open(c),
+            );
+        }
         self.after(id);
         if self.drain.is_some() {
             // Taken in while a drain settles its listeners, or handed off by

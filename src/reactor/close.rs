@@ -54,6 +54,8 @@ impl<H: Handler> Reactor<H> {
         let Some(mut core) = self.table.cores.remove(id) else {
             return;
         };
+        #[cfg(feature = "tls")]
+        self.table.tls_end(id);
         // Also clears a fired mark: a timer of this connection that came due
         // in a batch still being delivered must not reach whoever takes
         // the slot next.

@@ -92,8 +92,19 @@ pub(super) fn read_ready<H: Handler>(
             }
             return;
         }
-        let result = core.stream.read(buf);
-        match classify_read(result) {
+        #[cfg(feature = "tls")]
+        let tls = core.st.has(Flag::TLS);
+        #[cfg(not(feature = "tls"))]
+        let tls = false;
+        let outcome = if tls {
+            read_tls(table, id, buf)
+        } else {
+            classify_read(core.stream.read(buf))
+        };
+        let Some(core) = table.cores.get_mut(id) else {
+            return;
+        };
+        match outcome {
             ReadOutcome::Data(n) => {
                 total += n;
                 table.bytes_in += n as u64;
@@ -112,7 +123,10 @@ pub(super) fn read_ready<H: Handler>(
                         h.on_data(c, data)
                     });
                 }
-                match after_data(n, buf.len(), total, budget, hint) {
+                // A short TLS read says nothing of the socket: read on
+                // until the socket would block.
+                let asked = if tls { n } else { buf.len() };
+                match after_data(n, asked, total, budget, hint) {
                     AfterData::Continue => {}
                     AfterData::Drained => return,
                     AfterData::Yield => {
@@ -158,4 +172,16 @@ pub(super) fn read_ready<H: Handler>(
             }
         }
     }
+}
+
+#[cfg(feature = "tls")]
+#[inline(never)]
+fn read_tls(table: &mut Table, id: ConnId, buf: &mut [u8]) -> ReadOutcome {
+    table.tls_read(id, buf)
+}
+
+#[cfg(not(feature = "tls"))]
+#[inline(always)]
+fn read_tls(_: &mut Table, _: ConnId, _: &mut [u8]) -> ReadOutcome {
+    ReadOutcome::WouldBlock
 }

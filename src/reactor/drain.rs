@@ -142,8 +142,15 @@ impl<H: Handler> Reactor<H> {
             "on_drain",
             |h, c| h.on_drain(c),
         );
-        if let Some(core) = self.table.cores.get_mut(id) {
-            if core.st.is_open() && core.st.has(Flag::IDLE) {
+        let idle = self
+            .table
+            .cores
+            .get(id)
+            .is_some_and(|c| c.st.is_open() && c.st.has(Flag::IDLE));
+        if idle {
+            #[cfg(feature = "tls")]
+            self.table.tls_close_notify(id);
+            if let Some(core) = self.table.cores.get_mut(id) {
                 core.drain_close(&self.env);
             }
         }

@@ -1,0 +1,119 @@
+//! A TLS connection's side of the table (feature `tls`): its session by
+//! slot, and the glue between the session's records and the connection's
+//! ordinary output path (`Core::write`, `Core::send_raw`), so that
+//! flushing, backpressure, the close timeout and the close record work on
+//! TLS bytes as on plain ones.
+
+use super::{ConnId, Flag, Table};
+use crate::close::ReadOutcome;
+use crate::transport::tls::{Handshake, TlsSession};
+
+impl Table {
+    /// Gives connection `id` its TLS session.
+    pub(crate) fn tls_put(&mut self, id: ConnId, session: TlsSession) {
+        let i = id.index();
+        if self.tls.len() <= i {
+            self.tls.resize_with(i + 1, || None);
+        }
+        self.tls[i] = Some(Box::new(session));
+    }
+
+    /// Drops connection `id`'s TLS session (it closed).
+    pub(crate) fn tls_end(&mut self, id: ConnId) {
+        if let Some(s) = self.tls.get_mut(id.index()) {
+            *s = None;
+        }
+    }
+
+    /// Connection `id`'s TLS session, if it is a TLS connection.
+    pub(crate) fn tls_session(&self, id: ConnId) -> Option<&TlsSession> {
+        self.tls.get(id.index()).and_then(|s| s.as_deref())
+    }
+
+    /// Drives the handshake of connection `id` with what its socket has.
+    pub(crate) fn tls_handshake(&mut self, id: ConnId) -> Handshake {
+        let Table {
+            cores,
+            tls,
+            tls_out,
+            bytes_out,
+            ..
+        } = self;
+        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+            return Handshake::Pending;
+        };
+        if core.out.is_some() {
+            core.flush(bytes_out);
+        }
+        tls_out.clear();
+        let step = session.handshake(&core.stream, tls_out);
+        core.send_raw(tls_out, bytes_out);
+        step
+    }
+
+    /// Reads connection `id` (a TLS one): plaintext into `buf`.
+    pub(crate) fn tls_read(&mut self, id: ConnId, buf: &mut [u8]) -> ReadOutcome {
+        let Table {
+            cores,
+            tls,
+            tls_out,
+            bytes_out,
+            ..
+        } = self;
+        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+            return ReadOutcome::WouldBlock;
+        };
+        tls_out.clear();
+        let outcome = session.read(&core.stream, buf, tls_out);
+        core.send_raw(tls_out, bytes_out);
+        outcome
+    }
+
+    /// `Conn::write` on a TLS connection: `data` encrypted, the records
+    /// written (or queued) as plain output is.
+    pub(crate) fn tls_write(&mut self, id: ConnId, data: &[u8], max_write_buffer: usize) {
+        let Table {
+            cores,
+            tls,
+            tls_out,
+            bytes_out,
+            ..
+        } = self;
+        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+            return;
+        };
+        if !core.st.accepts_writes() || data.is_empty() {
+            return;
+        }
+        tls_out.clear();
+        session.encrypt(data, tls_out);
+        if core.st.is_open() {
+            core.write(tls_out, max_write_buffer, id, bytes_out);
+        } else {
+            // Still handshaking: rustls holds the plaintext until the
+            // handshake is done; what it made (nothing yet) goes as is.
+            core.send_raw(tls_out, bytes_out);
+        }
+    }
+
+    /// Our close_notify on connection `id`, ahead of its FIN (a close, a
+    /// half-close, a drain's close). Not on an abort, nor twice.
+    pub(crate) fn tls_close_notify(&mut self, id: ConnId) {
+        let Table {
+            cores,
+            tls,
+            tls_out,
+            bytes_out,
+            ..
+        } = self;
+        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+            return;
+        };
+        if !core.st.accepts_writes() || !core.st.has(Flag::TLS) {
+            return;
+        }
+        tls_out.clear();
+        session.close_notify(tls_out);
+        core.send_raw(tls_out, bytes_out);
+    }
+}

@@ -1,0 +1,358 @@
+//! TLS through the same Handler (feature `tls`), against clients nobody here
+//! wrote: Python's `ssl` (on OpenSSL) and `openssl s_client`. Each way a TLS
+//! connection ends, with the reason hangup reports and what the client saw.
+#![cfg(feature = "tls")]
+
+mod util;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hangup::{CloseReason, Config, Conn, Handler, Reactor, TlsAlert};
+use util::*;
+
+/// A self-signed certificate for "localhost", and a server config with it.
+fn server_config() -> Arc<rustls::ServerConfig> {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
+    Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)
+            .unwrap(),
+    )
+}
+
+#[allow(dead_code)] // the payloads are for the failure messages
+#[derive(Debug)]
+enum Seen {
+    Open(String),
+    Data(usize),
+    Close(CloseReason, usize, Instant),
+}
+
+#[derive(Clone, Copy, Default)]
+struct Script {
+    echo: bool,
+    write_on_open: usize,
+    close_on_open: bool,
+    abort_on_open: bool,
+}
+
+struct Tls {
+    tx: Sender<Seen>,
+    script: Script,
+    bytes: usize,
+}
+
+impl Handler for Tls {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let facts = conn
+            .tls()
+            .map(|t| format!("{:?}", t.protocol_version()))
+            .unwrap_or_default();
+        let _ = self.tx.send(Seen::Open(facts));
+        if self.script.write_on_open > 0 {
+            conn.write(&vec![b'x'; self.script.write_on_open]);
+        }
+        if self.script.close_on_open {
+            conn.close();
+        }
+        if self.script.abort_on_open {
+            conn.abort();
+        }
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.bytes += data.len();
+        let _ = self.tx.send(Seen::Data(data.len()));
+        if self.script.echo {
+            conn.write(data);
+        }
+    }
+    fn on_close(&mut self, reason: CloseReason) {
+        let _ = self
+            .tx
+            .send(Seen::Close(reason, self.bytes, Instant::now()));
+    }
+}
+
+struct TlsServer {
+    addr: SocketAddr,
+    rx: Receiver<Seen>,
+    handle: hangup::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsServer {
+    fn start(config: Config, script: Script) -> TlsServer {
+        init();
+        let (tx, rx) = channel();
+        let (ready_tx, ready_rx) = channel();
+        let tls = server_config();
+        let thread = std::thread::spawn(move || {
+            let mut r = Reactor::with_config(config).unwrap();
+            let addr = r
+                .listen_tls("127.0.0.1:0".parse().unwrap(), tls, move |_| Tls {
+                    tx: tx.clone(),
+                    script,
+                    bytes: 0,
+                })
+                .unwrap();
+            ready_tx.send((addr, r.handle())).unwrap();
+            r.run().unwrap();
+        });
+        let (addr, handle) = ready_rx.recv_timeout(WAIT).unwrap();
+        TlsServer {
+            addr,
+            rx,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the close; returns it, the bytes before it, and whether
+    /// `on_open` came first.
+    fn closed(&self) -> (CloseReason, usize, bool, Instant) {
+        let mut opened = false;
+        loop {
+            match self.rx.recv_timeout(WAIT).expect("an event") {
+                Seen::Open(_) => opened = true,
+                Seen::Data(_) => {}
+                Seen::Close(r, n, at) => return (r, n, opened, at),
+            }
+        }
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs the Python client; its output.
+fn python(mode: &str, addr: SocketAddr, arg: &str) -> Option<String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/util/tls_client.py");
+    let out = match Command::new("python3")
+        .args([script, mode, "127.0.0.1", &addr.port().to_string(), arg])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            println!("SKIPPED: python3 not available ({e})");
+            return None;
+        }
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("python {mode}: {text}");
+    assert!(out.status.success(), "the client failed: {text}");
+    Some(text)
+}
+
+#[test]
+fn close_notify_after_all_data_is_peer_closed() {
+    let s = TlsServer::start(
+        Config::default(),
+        Script {
+            echo: true,
+            ..Script::default()
+        },
+    );
+    let Some(out) = python("echo-close-notify", s.addr, "100000") else {
+        return;
+    };
+    assert!(out.contains("echoed 100000 same"), "{out}");
+    assert!(
+        out.contains("unwrapped"),
+        "our close_notify answered hers: {out}"
+    );
+    let (reason, bytes, opened, _) = s.closed();
+    assert!(opened);
+    assert_eq!(reason, CloseReason::PeerClosed, "{reason}");
+    assert_eq!(bytes, 100_000, "every byte before on_close");
+}
+
+#[test]
+fn a_fin_without_close_notify_is_a_truncation_between_records() {
+    let s = TlsServer::start(Config::default(), Script::default());
+    let Some(_) = python("truncate", s.addr, "5000") else {
+        return;
+    };
+    let (reason, bytes, opened, _) = s.closed();
+    assert!(opened);
+    assert_eq!(
+        reason,
+        CloseReason::TlsTruncated {
+            at_record_boundary: true
+        },
+        "{reason}"
+    );
+    assert_eq!(bytes, 5000, "the bytes before the FIN were delivered");
+}
+
+#[test]
+fn a_stream_cut_inside_a_record_is_a_truncation_inside_it() {
+    let s = TlsServer::start(Config::default(), Script::default());
+    let Some(_) = python("truncate-mid", s.addr, "0") else {
+        return;
+    };
+    let (reason, _, opened, _) = s.closed();
+    assert!(opened);
+    assert_eq!(
+        reason,
+        CloseReason::TlsTruncated {
+            at_record_boundary: false
+        },
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_client_that_rejects_our_certificate_sends_an_alert() {
+    let s = TlsServer::start(Config::default(), Script::default());
+    let Some(out) = python("reject-cert", s.addr, "0") else {
+        return;
+    };
+    assert!(out.contains("verify failed"), "{out}");
+    let (reason, _, opened, _) = s.closed();
+    assert!(!opened, "no on_open for a handshake that failed");
+    assert_eq!(
+        reason,
+        CloseReason::TlsAlert(TlsAlert { code: 48 }),
+        "{reason}"
+    );
+    assert_eq!(
+        reason.to_string(),
+        "TLS alert from the peer: unknown_ca (48)"
+    );
+}
+
+#[test]
+fn a_plaintext_client_is_a_failed_handshake() {
+    let s = TlsServer::start(Config::default(), Script::default());
+    let Some(_) = python("plaintext", s.addr, "0") else {
+        return;
+    };
+    let (reason, _, opened, _) = s.closed();
+    assert!(!opened);
+    match &reason {
+        CloseReason::TlsHandshakeFailed(e) => {
+            let inner = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+            assert!(inner.is_some(), "rustls' error inside: {e:?}");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn a_silent_client_meets_the_handshake_timeout() {
+    let config = Config::default().handshake_timeout(Some(Duration::from_millis(300)));
+    let s = TlsServer::start(config, Script::default());
+    let t = Instant::now();
+    let Some(out) = python("silent", s.addr, "2") else {
+        return;
+    };
+    let (reason, _, opened, at) = s.closed();
+    assert!(!opened);
+    assert_eq!(reason, CloseReason::TlsHandshakeTimeout, "{reason}");
+    let took = at.duration_since(t);
+    assert!(took >= Duration::from_millis(300), "not early: {took:?}");
+    assert!(out.contains("silent closed"), "{out}");
+}
+
+#[test]
+fn our_close_sends_all_output_then_close_notify() {
+    let s = TlsServer::start(
+        Config::default(),
+        Script {
+            write_on_open: 1 << 20,
+            close_on_open: true,
+            ..Script::default()
+        },
+    );
+    let Some(out) = python("read-all", s.addr, "0") else {
+        return;
+    };
+    assert!(out.contains("end close_notify"), "{out}");
+    assert!(out.contains(&format!("got {}", 1 << 20)), "{out}");
+    let (reason, _, opened, _) = s.closed();
+    assert!(opened);
+    assert_eq!(reason, CloseReason::Local, "{reason}");
+}
+
+#[test]
+fn abort_sends_no_close_notify() {
+    let s = TlsServer::start(
+        Config::default(),
+        Script {
+            abort_on_open: true,
+            ..Script::default()
+        },
+    );
+    let Some(out) = python("read-all", s.addr, "0") else {
+        return;
+    };
+    assert!(!out.contains("end close_notify"), "{out}");
+    assert!(
+        out.contains("end eof") || out.contains("end reset"),
+        "{out}"
+    );
+    let (reason, _, opened, _) = s.closed();
+    assert!(opened);
+    assert_eq!(reason, CloseReason::Local, "{reason}");
+}
+
+#[test]
+fn openssl_s_client_echoes_and_closes_with_close_notify() {
+    let s = TlsServer::start(
+        Config::default(),
+        Script {
+            echo: true,
+            ..Script::default()
+        },
+    );
+    // -brief, not -quiet: -quiet ignores stdin's EOF, where s_client
+    // otherwise sends its close_notify and ends.
+    let child = Command::new("timeout")
+        .args([
+            "20",
+            "openssl",
+            "s_client",
+            "-brief",
+            "-connect",
+            &s.addr.to_string(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        println!("SKIPPED: openssl not available");
+        return;
+    };
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello through s_client\n").unwrap();
+    // Let the echo come back before stdin's EOF ends the session.
+    std::thread::sleep(Duration::from_millis(500));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("s_client: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("hello through s_client"), "{stdout}");
+    let (reason, bytes, opened, _) = s.closed();
+    assert!(opened);
+    assert_eq!(bytes, 23);
+    assert_eq!(reason, CloseReason::PeerClosed, "{reason}");
+}
