@@ -20,6 +20,9 @@ mod state;
 mod tls;
 mod view;
 
+#[cfg(feature = "tls")]
+pub(crate) use tls::tls_read;
+
 pub use slots::ConnId;
 pub(crate) use slots::{Slots, LISTENER_BIT, MAX_SLOTS};
 pub(crate) use state::{ticks, Action, Flag, Phase, State};

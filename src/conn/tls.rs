@@ -4,9 +4,30 @@
 //! flushing, backpressure, the close timeout and the close record work on
 //! TLS bytes as on plain ones.
 
-use super::{ConnId, Flag, Table};
+use super::{ConnId, Core, Flag, Table};
 use crate::close::ReadOutcome;
 use crate::transport::tls::{Handshake, TlsSession};
+
+/// Reads a TLS connection: plaintext into `buf`; what the session has to
+/// send in answer goes out behind the connection's output. Takes the
+/// table's fields apart, so that the caller keeps its `core`.
+#[inline(never)]
+pub(crate) fn tls_read(
+    core: &mut Core,
+    tls: &mut [Option<Box<TlsSession>>],
+    tls_out: &mut Vec<u8>,
+    bytes_out: &mut u64,
+    id: ConnId,
+    buf: &mut [u8],
+) -> ReadOutcome {
+    let Some(Some(session)) = tls.get_mut(id.index()) else {
+        return ReadOutcome::WouldBlock;
+    };
+    tls_out.clear();
+    let outcome = session.read(&core.stream, buf, tls_out);
+    core.send_raw(tls_out, bytes_out);
+    outcome
+}
 
 impl Table {
     /// Gives connection `id` its TLS session.
@@ -49,24 +70,6 @@ impl Table {
         let step = session.handshake(&core.stream, tls_out);
         core.send_raw(tls_out, bytes_out);
         step
-    }
-
-    /// Reads connection `id` (a TLS one): plaintext into `buf`.
-    pub(crate) fn tls_read(&mut self, id: ConnId, buf: &mut [u8]) -> ReadOutcome {
-        let Table {
-            cores,
-            tls,
-            tls_out,
-            bytes_out,
-            ..
-        } = self;
-        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
-            return ReadOutcome::WouldBlock;
-        };
-        tls_out.clear();
-        let outcome = session.read(&core.stream, buf, tls_out);
-        core.send_raw(tls_out, bytes_out);
-        outcome
     }
 
     /// `Conn::write` on a TLS connection: `data` encrypted, the records

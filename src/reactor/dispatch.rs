@@ -96,14 +96,21 @@ pub(super) fn read_ready<H: Handler>(
         let tls = core.st.has(Flag::TLS);
         #[cfg(not(feature = "tls"))]
         let tls = false;
+        #[cfg(feature = "tls")]
         let outcome = if tls {
-            read_tls(table, id, buf)
+            crate::conn::tls_read(
+                core,
+                &mut table.tls,
+                &mut table.tls_out,
+                &mut table.bytes_out,
+                id,
+                buf,
+            )
         } else {
             classify_read(core.stream.read(buf))
         };
-        let Some(core) = table.cores.get_mut(id) else {
-            return;
-        };
+        #[cfg(not(feature = "tls"))]
+        let outcome = classify_read(core.stream.read(buf));
         match outcome {
             ReadOutcome::Data(n) => {
                 total += n;
@@ -172,16 +179,4 @@ pub(super) fn read_ready<H: Handler>(
             }
         }
     }
-}
-
-#[cfg(feature = "tls")]
-#[inline(never)]
-fn read_tls(table: &mut Table, id: ConnId, buf: &mut [u8]) -> ReadOutcome {
-    table.tls_read(id, buf)
-}
-
-#[cfg(not(feature = "tls"))]
-#[inline(always)]
-fn read_tls(_: &mut Table, _: ConnId, _: &mut [u8]) -> ReadOutcome {
-    ReadOutcome::WouldBlock
 }
