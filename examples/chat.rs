@@ -88,7 +88,9 @@ const USAGE: &str = "usage: chat [PORT | --unix PATH] [--demo]";
 
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let common::Args { port, unix, demo } = common::Args::parse(7004, USAGE);
+    let common::Args {
+        port, unix, demo, ..
+    } = common::Args::parse(7004, USAGE);
     let mut reactor = Reactor::new()?;
     let room = Rc::new(RefCell::new(Room {
         members: BTreeMap::new(),

@@ -12,6 +12,16 @@
 //! cargo run --example echo -- --unix /tmp/e.sock --demo
 //! ```
 //!
+//! TLS (feature `tls`), with a self-signed certificate made at start, or
+//! one given as PEM files:
+//!
+//! ```text
+//! cargo run --example echo --features tls -- --tls
+//! openssl s_client -connect 127.0.0.1:7000        # type lines; Ctrl-D sends close_notify
+//! curl -k --http0.9 https://127.0.0.1:7000/       # curl's request comes back as the answer
+//! cargo run --example echo --features tls -- --tls --cert cert.pem --key key.pem
+//! ```
+//!
 //! Socket activation (feature `activation`): started by systemd (or
 //! `systemd-socket-activate -l 7000 -l /tmp/echo.sock target/debug/examples/echo`),
 //! it serves the listeners it was given, TCP and Unix alike, and tells the
@@ -38,7 +48,12 @@ struct Echo {
 
 impl Handler for Echo {
     fn on_open(&mut self, conn: &mut Conn<'_>) {
-        println!("{} connected as {:?}", self.peer, conn.id());
+        println!(
+            "{} connected as {:?}{}",
+            self.peer,
+            conn.id(),
+            tls_facts(conn)
+        );
     }
 
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
@@ -50,7 +65,7 @@ impl Handler for Echo {
     }
 }
 
-const USAGE: &str = "usage: echo [PORT | --unix PATH] [--demo]";
+const USAGE: &str = "usage: echo [PORT | --unix PATH] [--tls [--cert PEM --key PEM]] [--demo]";
 
 /// Where the demo client goes.
 enum At {
@@ -61,7 +76,11 @@ enum At {
 
 fn main() -> std::io::Result<()> {
     common::init_log();
-    let common::Args { port, unix, demo } = common::Args::parse(7000, USAGE);
+    let args = common::Args::parse(7000, USAGE);
+    let (port, unix, demo) = (args.port, args.unix.clone(), args.demo);
+    if args.tls {
+        return tls::serve(args);
+    }
     let mut reactor = Reactor::new()?;
     let at = if activated(&mut reactor)? {
         At::Activated
@@ -143,4 +162,69 @@ fn activated(reactor: &mut Reactor<Echo>) -> std::io::Result<bool> {
 #[cfg(not(feature = "activation"))]
 fn activated(_: &mut Reactor<Echo>) -> std::io::Result<bool> {
     Ok(false)
+}
+
+/// The negotiated TLS facts, for the connect line.
+#[cfg(feature = "tls")]
+fn tls_facts(conn: &Conn<'_>) -> String {
+    conn.tls().map_or_else(String::new, |t| {
+        let version = t
+            .protocol_version()
+            .map_or("?".into(), |v| format!("{v:?}"));
+        let suite = t
+            .negotiated_cipher_suite()
+            .map_or("?".into(), |s| format!("{:?}", s.suite()));
+        let name = match t {
+            rustls::Connection::Server(s) => s.server_name().unwrap_or("-").to_string(),
+            rustls::Connection::Client(_) => "-".into(),
+        };
+        format!(" over {version}, {suite}, server name {name}")
+    })
+}
+
+#[cfg(not(feature = "tls"))]
+fn tls_facts(_: &Conn<'_>) -> String {
+    String::new()
+}
+
+#[cfg(feature = "tls")]
+mod tls {
+    use super::*;
+
+    /// `--tls`: echo over TLS, on a port or a Unix path.
+    pub fn serve(args: common::Args) -> std::io::Result<()> {
+        let pem = args.cert.as_ref().map(|(c, k)| (c.as_path(), k.as_path()));
+        let config = common::tls::server_config(pem)?;
+        let mut reactor = Reactor::new()?;
+        match &args.unix {
+            Some(path) => {
+                reactor.listen_unix_tls(path, config, |peer| Echo { peer })?;
+                println!(
+                    "echo (TLS) on {}; try: openssl s_client -unix {0}",
+                    path.display()
+                );
+            }
+            None => {
+                let addr = reactor.listen_tls(([127, 0, 0, 1], args.port).into(), config, |a| {
+                    Echo { peer: Peer::Tcp(a) }
+                })?;
+                println!(
+                    "echo (TLS) on {addr}; try: openssl s_client -connect {addr}, or curl -k --http0.9 https://{addr}/"
+                );
+            }
+        }
+        common::shutdown_on_signals(reactor.handle());
+        reactor.run()
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    /// `--tls` without the feature: say how to build it.
+    pub fn serve(_: super::common::Args) -> std::io::Result<()> {
+        eprintln!(
+            "echo: --tls needs the tls feature: cargo run --example echo --features tls -- --tls"
+        );
+        std::process::exit(2)
+    }
 }

@@ -4,6 +4,8 @@
 pub mod live;
 pub mod outbound;
 pub mod proxy;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod unix;
 pub mod vanish;
 
@@ -16,7 +18,7 @@ pub use logging::init as init_log;
 #[allow(unused_imports)]
 pub use logging::init_with_default as init_log_with_default;
 
-/// What echo and chat are told: `[PORT | --unix PATH] [--demo]`.
+/// What echo and chat are told: `[PORT | --unix PATH] [--tls [--cert PEM --key PEM]] [--demo]`.
 pub struct Args {
     /// The TCP port (0 with `--demo`: any free one).
     pub port: u16,
@@ -24,6 +26,11 @@ pub struct Args {
     pub unix: Option<std::path::PathBuf>,
     /// `--demo`: a self-check, then exit.
     pub demo: bool,
+    /// `--tls`: serve TLS (feature `tls`).
+    pub tls: bool,
+    /// `--cert PEM --key PEM`: the certificate chain and key (else a
+    /// self-signed one for "localhost" is made at start).
+    pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 impl Args {
@@ -34,9 +41,16 @@ impl Args {
             port: default_port,
             unix: None,
             demo: false,
+            tls: false,
+            cert: None,
         };
+        let mut cert = None;
+        let mut key = None;
         while let Some(a) = args.next() {
             match a.as_str() {
+                "--tls" => out.tls = true,
+                "--cert" => cert = Some(args.next().expect(usage).into()),
+                "--key" => key = Some(args.next().expect(usage).into()),
                 "--demo" => {
                     out.demo = true;
                     out.port = 0;
@@ -45,6 +59,7 @@ impl Args {
                 p => out.port = p.parse().expect(usage),
             }
         }
+        out.cert = cert.zip(key);
         out
     }
 }
