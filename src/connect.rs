@@ -134,6 +134,38 @@ impl<H> Connector<H> {
         Ok(id)
     }
 
+    /// [`connect`](Connector::connect) over TLS (feature `tls`; see
+    /// [`Reactor::connect_tls`](crate::Reactor::connect_tls)).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Connector::connect); and `InvalidInput` when rustls
+    /// cannot start a client with `config`.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        &self,
+        via: &mut Conn<'_>,
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Connector::connect_tls: the Conn belongs to another reactor",
+            ));
+        }
+        let id = via.table.start_connect_tls(
+            crate::transport::Target::Tcp(addr),
+            config,
+            name,
+            via.env,
+        )?;
+        self.inner.waiting.borrow_mut().push((id, handler));
+        Ok(id)
+    }
+
     /// [`connect`](Connector::connect) to a Unix domain socket at `path`
     /// (see [`Reactor::connect_unix`](crate::Reactor::connect_unix)).
     ///

@@ -88,6 +88,14 @@ impl fmt::Display for Peer {
     }
 }
 
+/// Where an outbound connection goes.
+#[cfg(feature = "tls")]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target<'a> {
+    Tcp(SocketAddr),
+    Unix(&'a std::path::Path),
+}
+
 /// A connection's socket, whatever its kind: one descriptor.
 #[derive(Debug)]
 pub(crate) struct Stream(Socket);

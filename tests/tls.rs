@@ -356,3 +356,209 @@ fn openssl_s_client_echoes_and_closes_with_close_notify() {
     assert_eq!(bytes, 23);
     assert_eq!(reason, CloseReason::PeerClosed, "{reason}");
 }
+
+/// An outbound TLS connection: says hello on open, closes once it is back.
+struct Client {
+    tx: Sender<Seen>,
+    got: usize,
+}
+
+impl Handler for Client {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let facts = conn
+            .tls()
+            .map(|t| format!("{:?}", t.protocol_version()))
+            .unwrap_or_default();
+        let _ = self.tx.send(Seen::Open(facts));
+        conn.write(b"hello, python");
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        self.got += data.len();
+        if self.got >= 13 {
+            conn.close();
+        }
+    }
+    fn on_close(&mut self, reason: CloseReason) {
+        let _ = self.tx.send(Seen::Close(reason, self.got, Instant::now()));
+    }
+}
+
+/// Starts `tests/util/tls_server.py` with a fresh certificate; its port,
+/// the certificate, and the running process.
+fn python_server(
+    dir: &TempDir,
+) -> Option<(
+    u16,
+    rustls::pki_types::CertificateDer<'static>,
+    std::process::Child,
+)> {
+    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), ck.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), ck.signing_key.serialize_pem()).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/util/tls_server.py");
+    let portfile = dir.join("port");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(dir.join("cert.pem"))
+        .arg(dir.join("key.pem"))
+        .arg(&portfile)
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(child) = child else {
+        println!("SKIPPED: python3 not available");
+        return None;
+    };
+    wait_until("the python server's port", || portfile.exists());
+    let port = std::fs::read_to_string(&portfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    Some((port, ck.cert.der().clone(), child))
+}
+
+fn run_client(
+    port: u16,
+    config: Arc<rustls::ClientConfig>,
+) -> (Vec<Seen>, std::thread::JoinHandle<()>) {
+    let (tx, rx) = channel();
+    let t = std::thread::spawn(move || {
+        let mut r = Reactor::new().unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        r.connect_tls(
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            config,
+            name,
+            Client { tx, got: 0 },
+        )
+        .unwrap();
+        while r.closed_count() == 0 {
+            r.run_once(Some(Duration::from_millis(50))).unwrap();
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        let ev = rx.recv_timeout(WAIT).expect("a client event");
+        let done = matches!(ev, Seen::Close(..));
+        seen.push(ev);
+        if done {
+            return (seen, t);
+        }
+    }
+}
+
+#[test]
+fn connect_tls_to_a_python_server_echoes_and_closes_with_close_notify() {
+    init();
+    let dir = TempDir::new("tls-client");
+    let Some((port, cert, child)) = python_server(&dir) else {
+        return;
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let config = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    let (seen, t) = run_client(port, config);
+    t.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let server = String::from_utf8_lossy(&out.stdout);
+    println!("client saw {seen:?}\nserver: {server}");
+    assert!(
+        matches!(&seen[0], Seen::Open(v) if v.contains("TLSv1_3")),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(seen.last(), Some(Seen::Close(CloseReason::Local, 13, _))),
+        "{seen:?}"
+    );
+    assert!(server.contains("echoed 13"), "{server}");
+    assert!(server.contains("client sent close_notify"), "{server}");
+}
+
+#[test]
+fn connect_tls_to_a_server_we_do_not_trust_fails_the_handshake() {
+    init();
+    let dir = TempDir::new("tls-untrusted");
+    let Some((port, _, child)) = python_server(&dir) else {
+        return;
+    };
+    let config = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    );
+    let (seen, t) = run_client(port, config);
+    t.join().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let server = String::from_utf8_lossy(&out.stdout);
+    println!("client saw {seen:?}\nserver: {server}");
+    assert_eq!(seen.len(), 1, "no on_open: {seen:?}");
+    match &seen[0] {
+        Seen::Close(CloseReason::TlsHandshakeFailed(e), _, _) => {
+            let inner = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>());
+            assert!(
+                matches!(inner, Some(rustls::Error::InvalidCertificate(_))),
+                "{e:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(server.contains("handshake failed"), "{server}");
+}
+
+#[path = "../examples/common/proxy.rs"]
+mod proxy;
+
+#[test]
+fn a_proxy_from_tls_clients_to_a_plaintext_upstream() {
+    init();
+    // The upstream: plain TCP, echoes as it reads, closes after the EOF.
+    let up = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up_addr = up.local_addr().unwrap();
+    let upstream = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = up.accept().unwrap();
+        let mut buf = [0u8; 65536];
+        let mut total = 0;
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    total += n;
+                    s.write_all(&buf[..n]).unwrap();
+                }
+            }
+        }
+        total
+    });
+    let (tx, rx) = channel();
+    let config = server_config();
+    let t = std::thread::spawn(move || {
+        let mut r: Reactor<proxy::Proxy> = Reactor::new().unwrap();
+        // The proxy's handlers, on a TLS listener: TLS ends here.
+        let shared = proxy::Shared::new(&r, proxy::Endpoint::Tcp(up_addr), false);
+        let addr = r
+            .listen_tls("127.0.0.1:0".parse().unwrap(), config, move |_| {
+                proxy::Proxy::client(shared.clone())
+            })
+            .unwrap();
+        tx.send((addr, r.handle())).unwrap();
+        r.run().unwrap();
+    });
+    let (addr, handle) = rx.recv_timeout(WAIT).unwrap();
+    let Some(out) = python("echo-close-notify", addr, "200000") else {
+        handle.shutdown();
+        return;
+    };
+    assert!(out.contains("echoed 200000 same"), "{out}");
+    assert!(
+        out.contains("unwrapped"),
+        "the upstream's EOF came back as close_notify: {out}"
+    );
+    assert_eq!(upstream.join().unwrap(), 200_000);
+    handle.shutdown();
+    t.join().unwrap();
+}

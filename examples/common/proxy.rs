@@ -80,6 +80,20 @@ pub struct Shared {
     pub closes: RefCell<Vec<(Role, &'static str)>>,
 }
 
+impl Shared {
+    /// What the handlers of a proxy to `upstream` share.
+    pub fn new(reactor: &Reactor<Proxy>, upstream: Endpoint, verbose: bool) -> Rc<Shared> {
+        Rc::new(Shared {
+            upstream,
+            connector: reactor.connector(),
+            verbose,
+            max_queued: Cell::new(0),
+            connect_failures: Cell::new(0),
+            closes: RefCell::new(Vec::new()),
+        })
+    }
+}
+
 /// Which end of a pair a handler serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -96,6 +110,11 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// The handler of an accepted client (on any listener: TCP, Unix, TLS).
+    pub fn client(shared: Rc<Shared>) -> Proxy {
+        Proxy::new(Role::Client, shared, None)
+    }
+
     fn new(role: Role, shared: Rc<Shared>, partner: Option<ConnId>) -> Proxy {
         Proxy {
             role,
@@ -130,14 +149,7 @@ pub fn listen_on(
     upstream: Endpoint,
     verbose: bool,
 ) -> std::io::Result<(Endpoint, Rc<Shared>)> {
-    let shared = Rc::new(Shared {
-        upstream,
-        connector: reactor.connector(),
-        verbose,
-        max_queued: Cell::new(0),
-        connect_failures: Cell::new(0),
-        closes: RefCell::new(Vec::new()),
-    });
+    let shared = Shared::new(reactor, upstream, verbose);
     let s = shared.clone();
     let make = move || Proxy::new(Role::Client, s.clone(), None);
     let at = match at {

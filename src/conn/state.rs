@@ -418,6 +418,18 @@ impl State {
         true
     }
 
+    /// An outbound TLS connection's TCP connect completed: its handshake
+    /// starts, still Connecting (no `on_open` yet), under the handshake
+    /// timeout `deadline` (0: none) in place of the connect timeout.
+    /// Ignored unless connecting.
+    #[cfg(feature = "tls")]
+    pub(crate) fn start_handshake(&mut self, deadline: u64) {
+        if self.phase == Phase::Connecting {
+            self.put(Flag::TLS, true);
+            self.deadline_at = deadline;
+        }
+    }
+
     /// A graceful close was asked for (`Conn::close`). The close timeout
     /// starts now and replaces the idle timer and any deadline. `now` is only
     /// asked for when a timer is needed (not after the peer's FIN with

@@ -51,6 +51,30 @@ impl Table {
         self.tls.get(id.index()).and_then(|s| s.as_deref())
     }
 
+    /// Starts an outbound TLS connection: the TCP connect now, the
+    /// handshake once it is done. `Err` only when no socket could be made,
+    /// or rustls could not start a client (`InvalidInput`).
+    pub(crate) fn start_connect_tls(
+        &mut self,
+        to: crate::transport::Target<'_>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        env: &super::Env,
+    ) -> std::io::Result<ConnId> {
+        let conn = rustls::ClientConnection::new(config, name).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("connect_tls: rustls could not start a client: {e}"),
+            )
+        })?;
+        let id = match to {
+            crate::transport::Target::Tcp(addr) => self.start_connect(addr, env)?,
+            crate::transport::Target::Unix(path) => self.start_connect_unix(path, env)?,
+        };
+        self.tls_put(id, TlsSession::new(conn.into()));
+        Ok(id)
+    }
+
     /// Drives the handshake of connection `id` with what its socket has.
     pub(crate) fn tls_handshake(&mut self, id: ConnId) -> Handshake {
         let Table {
@@ -86,6 +110,12 @@ impl Table {
             return;
         };
         if !core.st.accepts_writes() || data.is_empty() {
+            return;
+        }
+        if !core.st.has(Flag::TLS) {
+            // The TCP connect is under way: rustls holds it (behind its
+            // ClientHello) until the handshake is done.
+            session.buffer(data);
             return;
         }
         tls_out.clear();

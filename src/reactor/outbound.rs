@@ -128,7 +128,55 @@ impl<H: Handler> Reactor<H> {
         self.start_connect(handler, |table, env| table.start_connect_unix(path, env))
     }
 
-    fn start_connect(
+    /// Opens a TLS connection to `addr` (feature `tls`): the TCP connect,
+    /// then the handshake with `config`, `name` sent as the server name and
+    /// checked against the server's certificate. `handler` gets `on_open`
+    /// once the handshake is done; otherwise only `on_close`:
+    /// `ConnectFailed` if the TCP connect failed, or
+    /// [`TlsHandshakeFailed`](crate::CloseReason::TlsHandshakeFailed)
+    /// (a certificate rustls rejected, no shared protocol, ...),
+    /// [`TlsAlert`](crate::CloseReason::TlsAlert) (the server refused us),
+    /// [`TlsHandshakeTimeout`](crate::CloseReason::TlsHandshakeTimeout).
+    /// Output written before that is sent once the handshake is done.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Reactor::connect); and `InvalidInput` when rustls
+    /// cannot start a client with `config` (no socket is made then).
+    #[cfg(feature = "tls")]
+    pub fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        self.start_connect(handler, |table, env| {
+            table.start_connect_tls(crate::transport::Target::Tcp(addr), config, name, env)
+        })
+    }
+
+    /// [`connect_tls`](Reactor::connect_tls) over a Unix domain socket at
+    /// `path` (feature `tls`).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tls`](Reactor::connect_tls).
+    #[cfg(feature = "tls")]
+    pub fn connect_unix_tls(
+        &mut self,
+        path: impl AsRef<std::path::Path>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        let path = path.as_ref();
+        self.start_connect(handler, |table, env| {
+            table.start_connect_tls(crate::transport::Target::Unix(path), config, name, env)
+        })
+    }
+
+    pub(super) fn start_connect(
         &mut self,
         handler: H,
         start: impl FnOnce(&mut crate::conn::Table, &crate::conn::Env) -> io::Result<ConnId>,
@@ -177,6 +225,13 @@ impl<H: Handler> Reactor<H> {
             }
             outcome @ (ConnectOutcome::Connected | ConnectOutcome::ConnectedThenFailed(_)) => {
                 log::trace!("conn {id}: connected to {}", core.peer);
+                #[cfg(feature = "tls")]
+                if table.tls.get(id.index()).is_some_and(Option::is_some) {
+                    // A TLS connect: the handshake starts now; on_open
+                    // when it is done.
+                    self.counters.connected += 1;
+                    return self.start_client_handshake(id, outcome);
+                }
                 core.st.connected(env.clock.now());
                 self.counters.connected += 1;
                 table.note(id, crate::record::LifecycleEvent::Opened);

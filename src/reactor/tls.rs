@@ -36,6 +36,32 @@ impl<H: Handler> Reactor<H> {
         st
     }
 
+    /// An outbound TLS connection's TCP connect completed (`outcome`): its
+    /// handshake starts (the ClientHello goes out). A reset already waiting
+    /// fails the handshake. Returns what [`tls_handshake_event`] does.
+    pub(super) fn start_client_handshake(
+        &mut self,
+        id: ConnId,
+        outcome: crate::close::ConnectOutcome,
+    ) -> bool {
+        let ticks = self.env.handshake_ticks;
+        let deadline = if ticks == 0 {
+            0
+        } else {
+            self.env.clock.deadline(ticks)
+        };
+        let Some(core) = self.table.cores.get_mut(id) else {
+            return false;
+        };
+        core.st.start_handshake(deadline);
+        if let crate::close::ConnectOutcome::ConnectedThenFailed(e) = outcome {
+            core.st
+                .fail(crate::close::CloseReason::TlsHandshakeFailed(e));
+            return false;
+        }
+        self.tls_handshake_event(id)
+    }
+
     /// An event on a connection whose TLS handshake is under way. Returns
     /// true once the handshake is done and `on_open` was delivered, for the
     /// caller to read what came with it.

@@ -225,6 +225,12 @@ impl TlsSession {
         self.take_output(out);
     }
 
+    /// Holds `data` to send once the handshake is done (before the TCP
+    /// connect completes, nothing may be sent yet).
+    pub(crate) fn buffer(&mut self, data: &[u8]) {
+        let _ = self.conn.writer().write_all(data);
+    }
+
     /// Our close_notify, appended to `out`.
     pub(crate) fn close_notify(&mut self, out: &mut Vec<u8>) {
         self.conn.send_close_notify();
