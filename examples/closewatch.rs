@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example closewatch
+//! cargo run --release --example closewatch --features tls   # with the TLS rows
 //! cargo run --release --example closewatch -- --serve 127.0.0.1:7009 [--for SECS]
 //! ```
 //!
@@ -210,6 +211,13 @@ fn main() -> std::io::Result<()> {
     server.join().expect("reactor thread")?;
 
     common::unix::rows(&mut table);
+    #[cfg(feature = "tls")]
+    common::tls_rows::rows(&mut table);
+    #[cfg(not(feature = "tls"))]
+    table.push(common::Row::skipped(
+        "tls: all rows",
+        "built without the tls feature (cargo run --example closewatch --features tls)",
+    ));
     common::outbound::rows(&mut table);
     common::vanish::rows(&mut table);
     table.print();

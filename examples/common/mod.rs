@@ -6,6 +6,8 @@ pub mod outbound;
 pub mod proxy;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "tls")]
+pub mod tls_rows;
 pub mod unix;
 pub mod vanish;
 
@@ -113,14 +115,21 @@ impl Table {
             .max()
             .unwrap_or(8)
             .max(8);
+        let rw = self
+            .rows
+            .iter()
+            .map(|r| r.reason.len())
+            .max()
+            .unwrap_or(6)
+            .max(13);
         println!(
-            "{:<w$}  {:<13} {:>5} {:>10}  {:<3}  note",
+            "{:<w$}  {:<rw$} {:>5} {:>10}  {:<3}  note",
             "scenario", "reason", "errno", "ms", "ok"
         );
-        println!("{}", "-".repeat(w + 40));
+        println!("{}", "-".repeat(w + rw + 27));
         for r in &self.rows {
             println!(
-                "{:<w$}  {:<13} {:>5} {:>10}  {:<3}  {}",
+                "{:<w$}  {:<rw$} {:>5} {:>10}  {:<3}  {}",
                 r.scenario,
                 r.reason,
                 r.errno,
