@@ -58,6 +58,13 @@
 //! | `Panicked` | a callback of the handler panicked (needs `panic = "unwind"`) | all |
 //! | `Error(e)` | any other errno, kept in `e` | all |
 //! | `ConnectFailed(e)` | an outbound connect failed: `SO_ERROR` or `connect(2)` gave `ECONNREFUSED`, `ETIMEDOUT`, `EHOSTUNREACH`, …; or [`Config::connect_timeout`] passed | all |
+//! | `TlsTruncated { at_record_boundary }` | TLS: the peer's FIN came without its close_notify (between records, or inside one) | feature `tls` |
+//! | `TlsAlert(a)` | TLS: the peer sent a fatal alert (`a.code`, `a.name()`) | feature `tls` |
+//! | `TlsHandshakeFailed(e)` | TLS: the handshake failed on this side (rustls' error inside `e`), or the peer left during it | feature `tls` |
+//! | `TlsHandshakeTimeout` | TLS: the handshake did not finish within [`Config::handshake_timeout`] | feature `tls` |
+//!
+//! Over TLS, `PeerClosed` means the peer's close_notify arrived, after all of
+//! its data.
 //!
 //! Output queued before [`Conn::close`] is never silently lost: either all of
 //! it goes out before our FIN, or the peer gets a reset and `on_close` a
@@ -220,8 +227,9 @@
 //! - Passing listeners to another process for a restart (`SCM_RIGHTS`, or
 //!   inheritance across `exec`) is up to the program: the reactor hands them
 //!   out ([`Reactor::take_listeners`]) and adopts them ([`Reactor::listen_std`]).
-//! - No UDP, no TLS yet (a TLS library can sit in a handler, as any protocol
-//!   can).
+//! - No UDP.
+//! - TLS (feature `tls`) has no per-listener SNI selection of its own yet
+//!   (rustls' `ResolvesServerCert` in the `ServerConfig` does it).
 //! - `TCP_INFO` in the close record is read on Linux only.
 //! - No DNS: [`Reactor::connect`] takes a `SocketAddr`.
 //!
@@ -231,6 +239,11 @@
 //!   [`Counters`] and [`Latency`] through the `metrics` facade every period,
 //!   from a reactor timer (never a facade call per event). It adds the
 //!   `metrics` crate.
+//! - `tls` (off by default): `Reactor::listen_tls`, `listen_unix_tls`,
+//!   `connect_tls`, `connect_unix_tls`, `Connector::connect_tls`,
+//!   `Conn::tls`: TLS through the same [`Handler`], on rustls with the
+//!   `ring` provider (it builds with a C compiler alone), with typed TLS
+//!   endings. Off, nothing of it is compiled.
 //! - `activation` (off by default): `hangup::activation` and
 //!   `Reactor::listen_activated`, systemd socket activation for TCP and Unix
 //!   listeners, and `READY=1`. It adds the `listenfd` and `sd-notify` crates.
