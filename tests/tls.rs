@@ -562,3 +562,61 @@ fn a_proxy_from_tls_clients_to_a_plaintext_upstream() {
     handle.shutdown();
     t.join().unwrap();
 }
+
+#[test]
+fn tls_over_a_unix_socket_with_openssl_s_client() {
+    init();
+    let dir = TempDir::new("tls-unix");
+    let path = dir.join("tls.sock");
+    let (tx, rx) = channel();
+    let config = server_config();
+    let p = path.clone();
+    let (htx, hrx) = channel();
+    let t = std::thread::spawn(move || {
+        let mut r = Reactor::new().unwrap();
+        r.listen_unix_tls(&p, config, move |_| Tls {
+            tx: tx.clone(),
+            script: Script {
+                echo: true,
+                ..Script::default()
+            },
+            bytes: 0,
+        })
+        .unwrap();
+        htx.send(r.handle()).unwrap();
+        r.run().unwrap();
+    });
+    let handle = hrx.recv_timeout(WAIT).unwrap();
+    let child = Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-brief", "-unix"])
+        .arg(&path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut child) = child else {
+        println!("SKIPPED: openssl not available");
+        handle.shutdown();
+        return;
+    };
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"hello over a unix socket\n").unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hello over a unix socket"), "{stdout}");
+    let mut opened = false;
+    let reason = loop {
+        match rx.recv_timeout(WAIT).unwrap() {
+            Seen::Open(_) => opened = true,
+            Seen::Data(_) => {}
+            Seen::Close(r, _, _) => break r,
+        }
+    };
+    assert!(opened);
+    assert_eq!(reason, CloseReason::PeerClosed, "{reason}");
+    handle.shutdown();
+    t.join().unwrap();
+}

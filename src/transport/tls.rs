@@ -19,6 +19,16 @@
 //! Where the end fell (between records or inside one) is told by following
 //! the record headers of the ciphertext read ([`RecordBoundary`]), which
 //! rustls does not expose.
+//!
+//! A close_notify followed at once by a reset (as Envoy sends on a reset
+//! close) is reported in the order it is read: `PeerClosed` if the
+//! close_notify was read first; `Reset` if the reset came before it was
+//! read, since Linux drops what was unread when a reset arrives. The first
+//! cause seen wins either way, so it is one or the other, never both.
+//!
+//! rustls' "received plaintext buffer full" is backpressure, never an
+//! error: the plaintext waiting is delivered first, and ciphertext is read
+//! again after it; a handler that pauses reading stops both.
 
 use std::io::{self, Read, Write};
 
