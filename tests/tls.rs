@@ -620,3 +620,135 @@ fn tls_over_a_unix_socket_with_openssl_s_client() {
     handle.shutdown();
     t.join().unwrap();
 }
+
+/// Pauses reading on its first data, resumes from a timer; counts bytes;
+/// marks itself idle for a drain; closes when asked by the test's script.
+struct Paced {
+    tx: Sender<Seen>,
+    bytes: usize,
+    write_on_open: usize,
+}
+
+impl Handler for Paced {
+    fn on_open(&mut self, conn: &mut Conn<'_>) {
+        let _ = self.tx.send(Seen::Open(String::new()));
+        conn.set_idle(true);
+        if self.write_on_open > 0 {
+            conn.write(&vec![b'w'; self.write_on_open]);
+        }
+    }
+    fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
+        if self.bytes == 0 {
+            conn.pause_reading();
+            conn.set_timer(Duration::from_millis(200));
+        }
+        self.bytes += data.len();
+    }
+    fn on_timer(&mut self, conn: &mut Conn<'_>) {
+        conn.resume_reading();
+    }
+    fn on_close(&mut self, reason: CloseReason) {
+        let _ = self
+            .tx
+            .send(Seen::Close(reason, self.bytes, Instant::now()));
+    }
+}
+
+fn paced_server(
+    config: Config,
+    write_on_open: usize,
+) -> (
+    SocketAddr,
+    Receiver<Seen>,
+    hangup::Handle,
+    std::thread::JoinHandle<()>,
+) {
+    init();
+    let (tx, rx) = channel();
+    let (htx, hrx) = channel();
+    let tls = server_config();
+    let t = std::thread::spawn(move || {
+        let mut r = Reactor::with_config(config).unwrap();
+        let addr = r
+            .listen_tls("127.0.0.1:0".parse().unwrap(), tls, move |_| Paced {
+                tx: tx.clone(),
+                bytes: 0,
+                write_on_open,
+            })
+            .unwrap();
+        htx.send((addr, r.handle())).unwrap();
+        r.run().unwrap();
+    });
+    let (addr, handle) = hrx.recv_timeout(WAIT).unwrap();
+    (addr, rx, handle, t)
+}
+
+fn close_of(rx: &Receiver<Seen>) -> (CloseReason, usize) {
+    loop {
+        if let Seen::Close(r, n, _) = rx.recv_timeout(WAIT).expect("a close") {
+            return (r, n);
+        }
+    }
+}
+
+#[test]
+fn pause_and_resume_over_tls_deliver_every_byte() {
+    let (addr, rx, handle, t) = paced_server(Config::default(), 0);
+    let Some(out) = python("send-close", addr, "2000000") else {
+        handle.shutdown();
+        return;
+    };
+    assert!(out.contains("unwrapped"), "{out}");
+    let (reason, bytes) = close_of(&rx);
+    assert_eq!(reason, CloseReason::PeerClosed, "{reason}");
+    assert_eq!(bytes, 2_000_000, "every byte, paused and resumed");
+    handle.shutdown();
+    t.join().unwrap();
+}
+
+#[test]
+fn idle_timeout_and_backpressure_over_tls() {
+    let config = Config::default().idle_timeout(Some(Duration::from_millis(300)));
+    let (addr, rx, handle, t) = paced_server(config, 0);
+    let Some(out) = python("wait", addr, "1") else {
+        handle.shutdown();
+        return;
+    };
+    let (reason, _) = close_of(&rx);
+    assert_eq!(reason, CloseReason::Idle, "{reason}");
+    // A close of ours (not an abort, nothing unsent) ends the TLS session
+    // cleanly, as on TCP a FIN does.
+    assert!(out.contains("end close_notify"), "{out}");
+    handle.shutdown();
+    t.join().unwrap();
+
+    let config = Config::default().max_write_buffer(256 * 1024);
+    let (addr, rx, handle, t) = paced_server(config, 16 << 20);
+    let Some(_) = python("wait", addr, "1") else {
+        handle.shutdown();
+        return;
+    };
+    let (reason, _) = close_of(&rx);
+    assert_eq!(reason, CloseReason::Backpressure, "{reason}");
+    handle.shutdown();
+    t.join().unwrap();
+}
+
+#[test]
+fn a_drain_closes_an_idle_tls_connection_with_close_notify() {
+    let (addr, rx, handle, t) = paced_server(Config::default(), 0);
+    let h = handle.clone();
+    let drainer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        h.drain(Duration::from_secs(5));
+    });
+    let Some(out) = python("wait", addr, "1") else {
+        handle.shutdown();
+        return;
+    };
+    assert!(out.contains("end close_notify"), "{out}");
+    let (reason, _) = close_of(&rx);
+    assert_eq!(reason, CloseReason::Drained, "{reason}");
+    drainer.join().unwrap();
+    t.join().unwrap();
+}

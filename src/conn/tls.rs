@@ -96,6 +96,29 @@ impl Table {
         step
     }
 
+    /// A TLS connection ends by a close of ours that sends no reset (an idle
+    /// timeout, a deadline, a shutdown): its close_notify goes out first,
+    /// straight to the socket, as a FIN does on TCP, if the handshake was
+    /// done, nothing is queued, and it was not sent yet. Best effort: the
+    /// socket closes next either way.
+    pub(crate) fn tls_close_notify_at_end(&mut self, id: ConnId) {
+        let Table {
+            cores,
+            tls,
+            tls_out,
+            ..
+        } = self;
+        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+            return;
+        };
+        if core.st.has(Flag::ABORTIVE) || core.pending() > 0 || session.conn.is_handshaking() {
+            return;
+        }
+        tls_out.clear();
+        session.close_notify(tls_out);
+        let _ = core.stream.write(tls_out);
+    }
+
     /// `Conn::write` on a TLS connection: `data` encrypted, the records
     /// written (or queued) as plain output is.
     pub(crate) fn tls_write(&mut self, id: ConnId, data: &[u8], max_write_buffer: usize) {

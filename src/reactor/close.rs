@@ -51,6 +51,8 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes the socket and calls `on_close`, exactly once.
     pub(super) fn finish(&mut self, id: ConnId) {
+        #[cfg(feature = "tls")]
+        self.table.tls_close_notify_at_end(id);
         let Some(mut core) = self.table.cores.remove(id) else {
             return;
         };

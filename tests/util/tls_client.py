@@ -16,6 +16,8 @@ Modes:
   plaintext          not TLS at all: send an HTTP request in the clear
   read-all           handshake, read until the server ends (close_notify or EOF)
   silent             connect and send nothing for ARG seconds
+  wait               handshake, then read nothing for ARG seconds; then read to the end
+  send-close         handshake, send ARG bytes, then close_notify and wait for the server's
 """
 import socket
 import ssl
@@ -128,6 +130,13 @@ def main():
         print("truncated mid-record", flush=True)
     elif mode == "read-all":
         read_to_end(t)
+    elif mode == "wait":
+        time.sleep(float(arg))
+        read_to_end(t)
+    elif mode == "send-close":
+        t.sendall(bytes(n))
+        t.unwrap()
+        print("unwrapped", flush=True)
     else:
         sys.exit(f"unknown mode {mode}")
 
