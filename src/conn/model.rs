@@ -103,6 +103,16 @@ fn gen_step(rng: &mut fastrand::Rng) -> Step {
     }
 }
 
+/// How a sequence's connection starts: open (accepted), connecting (an
+/// outbound connect), or handshaking (TLS: the handshake under way, the
+/// handshake timeout armed).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Start {
+    Open,
+    Connecting,
+    Handshaking,
+}
+
 /// The reference model: what should happen, written plainly.
 #[derive(Debug)]
 struct Model {
@@ -119,11 +129,15 @@ struct Model {
     write_closed: bool,
     cause: Option<CloseReason>,
     abortive: bool,
+    /// A TLS handshake (not a TCP connect) is what Connecting waits for.
+    tls: bool,
 }
 
 impl Model {
-    fn new(connecting: bool) -> Model {
+    fn new(start: Start) -> Model {
+        let connecting = start != Start::Open;
         Model {
+            tls: start == Start::Handshaking,
             phase: if connecting {
                 Phase::Connecting
             } else {
@@ -251,18 +265,20 @@ fn ensure(cond: bool, what: impl FnOnce() -> String) -> Check {
 }
 
 impl Run {
-    fn new(connecting: bool) -> Run {
+    fn new(start: Start) -> Run {
+        let st = match start {
+            Start::Open => State::new(0),
+            Start::Connecting => State::connecting(0, CONNECT),
+            Start::Handshaking => {
+                let mut st = State::connecting(0, CONNECT);
+                st.set(Flag::TLS, true);
+                st
+            }
+        };
         Run {
             now: 0,
-            real: Real {
-                st: if connecting {
-                    State::connecting(0, CONNECT)
-                } else {
-                    State::new(0)
-                },
-                pending: 0,
-            },
-            model: Model::new(connecting),
+            real: Real { st, pending: 0 },
+            model: Model::new(start),
             finished: false,
             fins: 0,
         }
@@ -394,11 +410,21 @@ impl Run {
                 }
             }
             Step::ConnectFailed(kind) => {
+                // What the connect (or the TLS handshake) failed with.
+                let failed = |tls: bool| {
+                    if tls {
+                        CloseReason::TlsHandshakeFailed(kind.into())
+                    } else {
+                        CloseReason::ConnectFailed(kind.into())
+                    }
+                };
                 if self.real.st.phase() == Phase::Connecting {
-                    self.real.st.fail(CloseReason::ConnectFailed(kind.into()));
+                    let tls = self.real.st.has(Flag::TLS);
+                    self.real.st.fail(failed(tls));
                 }
                 if self.model.phase == Phase::Connecting {
-                    self.model.end(CloseReason::ConnectFailed(kind.into()));
+                    let tls = self.model.tls;
+                    self.model.end(failed(tls));
                 }
             }
             Step::Data => {
@@ -489,6 +515,9 @@ impl Run {
                 let m = &mut self.model;
                 let due = |t: u64| t != 0 && t <= now;
                 match m.phase {
+                    Phase::Connecting if due(m.connect_at) && m.tls => {
+                        m.end(CloseReason::TlsHandshakeTimeout)
+                    }
                     Phase::Connecting if due(m.connect_at) => m.end(CloseReason::ConnectFailed(
                         io::Error::from(io::ErrorKind::TimedOut),
                     )),
@@ -590,8 +619,8 @@ impl Run {
 }
 
 /// Runs `steps`; returns the failure and how many steps it took.
-fn run(connecting: bool, steps: &[Step]) -> Result<(), (usize, String)> {
-    let mut r = Run::new(connecting);
+fn run(start: Start, steps: &[Step]) -> Result<(), (usize, String)> {
+    let mut r = Run::new(start);
     for (i, step) in steps.iter().enumerate() {
         let fail = |e: String| (i, e);
         if let Step::Calls(calls) = step {
@@ -616,14 +645,14 @@ fn run(connecting: bool, steps: &[Step]) -> Result<(), (usize, String)> {
 }
 
 /// Drops steps (and calls within steps) while the run still fails.
-fn shrink(connecting: bool, mut steps: Vec<Step>) -> Vec<Step> {
+fn shrink(start: Start, mut steps: Vec<Step>) -> Vec<Step> {
     loop {
         let mut smaller = false;
         let mut i = 0;
         while i < steps.len() {
             let mut t = steps.clone();
             t.remove(i);
-            if run(connecting, &t).is_err() {
+            if run(start, &t).is_err() {
                 steps = t;
                 smaller = true;
                 continue;
@@ -634,7 +663,7 @@ fn shrink(connecting: bool, mut steps: Vec<Step>) -> Vec<Step> {
                     c.remove(j);
                     let mut t = steps.clone();
                     t[i] = Step::Calls(c);
-                    if run(connecting, &t).is_err() {
+                    if run(start, &t).is_err() {
                         steps = t;
                         smaller = true;
                         break;
@@ -662,20 +691,24 @@ fn model_random_sequences_keep_every_invariant() {
     let mut steps_run = 0usize;
     for case in 0..cases {
         let mut rng = fastrand::Rng::with_seed(seed.wrapping_add(case));
-        let connecting = rng.u8(0..3) == 0;
+        let start = match rng.u8(0..6) {
+            0 | 1 => Start::Connecting,
+            2 => Start::Handshaking,
+            _ => Start::Open,
+        };
         let steps: Vec<Step> = (0..rng.usize(1..=40)).map(|_| gen_step(&mut rng)).collect();
-        if let Err((at, e)) = run(connecting, &steps) {
-            let small = shrink(connecting, steps.clone());
-            let (at_small, e_small) = run(connecting, &small).expect_err("still fails");
+        if let Err((at, e)) = run(start, &steps) {
+            let small = shrink(start, steps.clone());
+            let (at_small, e_small) = run(start, &small).expect_err("still fails");
             panic!(
-                "HANGUP_MODEL_SEED={seed} case {case} (connecting: {connecting}): step {at}: {e}\n\
+                "HANGUP_MODEL_SEED={seed} case {case} (start: {start:?}): step {at}: {e}\n\
                  shrunk to {} steps (fails at step {at_small}: {e_small}):\n{small:#?}",
                 small.len()
             );
         }
         steps_run += steps.len();
         // Tally how sequences ended, so a change in coverage shows.
-        let mut r = Run::new(connecting);
+        let mut r = Run::new(start);
         for step in &steps {
             match step {
                 Step::Calls(calls) => {
@@ -712,6 +745,8 @@ fn model_random_sequences_keep_every_invariant() {
         "Panicked",
         "Error",
         "ConnectFailed",
+        "TlsHandshakeFailed",
+        "TlsHandshakeTimeout",
     ] {
         assert!(
             cases < 1_000 || ends.contains_key(reason),
@@ -727,5 +762,5 @@ fn model_catches_a_close_timeout_removed_after_close() {
         Step::Calls(vec![Call::Close, Call::ClearDeadline]),
         Step::Advance(CLOSE + 1),
     ];
-    run(false, &steps).unwrap();
+    run(Start::Open, &steps).unwrap();
 }
