@@ -139,7 +139,7 @@ fn split_cause(r: CloseReason) -> (u8, Option<io::Error>) {
         CloseReason::Error(e)
         | CloseReason::ConnectFailed(e)
         | CloseReason::TlsHandshakeFailed(e) => (code, Some(e)),
-        CloseReason::TlsAlert(a) => (code, Some(io::Error::other(AlertCode(a.code)))),
+        CloseReason::TlsAlert(a) => (code, Some(alert_error(a.code))),
         _ => (code, None),
     }
 }
@@ -160,6 +160,23 @@ fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
         11 => CloseReason::Error(err.unwrap_or_else(lost)),
         12 => CloseReason::ConnectFailed(err.unwrap_or_else(lost)),
         13 => CloseReason::Drained,
+        _ => return join_tls_cause(code, err),
+    })
+}
+
+/// A TLS alert's code as the `io::Error` [`State`] keeps. Out of the way of
+/// the plain close path.
+#[cold]
+fn alert_error(code: u8) -> io::Error {
+    io::Error::other(AlertCode(code))
+}
+
+/// [`join_cause`] for the TLS causes (codes 14 to 18). Out of the way of
+/// the plain close path.
+#[cold]
+fn join_tls_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
+    let lost = || io::Error::other("cause lost");
+    Some(match code {
         14 => CloseReason::TlsTruncated {
             at_record_boundary: true,
         },
