@@ -166,6 +166,37 @@ impl<H> Connector<H> {
         Ok(id)
     }
 
+    /// [`connect_tls`](Connector::connect_tls) over a Unix domain socket at
+    /// `path` (feature `tls`).
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tls`](Connector::connect_tls).
+    #[cfg(feature = "tls")]
+    pub fn connect_unix_tls(
+        &self,
+        via: &mut Conn<'_>,
+        path: impl AsRef<std::path::Path>,
+        config: std::sync::Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        handler: H,
+    ) -> io::Result<ConnId> {
+        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Connector::connect_unix_tls: the Conn belongs to another reactor",
+            ));
+        }
+        let id = via.table.start_connect_tls(
+            crate::transport::Target::Unix(path.as_ref()),
+            config,
+            name,
+            via.env,
+        )?;
+        self.inner.waiting.borrow_mut().push((id, handler));
+        Ok(id)
+    }
+
     /// [`connect`](Connector::connect) to a Unix domain socket at `path`
     /// (see [`Reactor::connect_unix`](crate::Reactor::connect_unix)).
     ///
