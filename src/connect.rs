@@ -105,6 +105,27 @@ impl<H> fmt::Debug for Connector<H> {
 }
 
 impl<H> Connector<H> {
+    /// Starts a connect with `start` on `via`'s reactor and queues
+    /// `handler` for it; `what` names the method in the error for a `Conn`
+    /// of another reactor.
+    fn start(
+        &self,
+        via: &mut Conn<'_>,
+        what: &str,
+        handler: H,
+        start: impl FnOnce(&mut crate::conn::Table, &crate::conn::Env) -> io::Result<ConnId>,
+    ) -> io::Result<ConnId> {
+        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("Connector::{what}: the Conn belongs to another reactor"),
+            ));
+        }
+        let id = start(via.table, via.env)?;
+        self.inner.waiting.borrow_mut().push((id, handler));
+        Ok(id)
+    }
+
     /// Starts a non-blocking connect to `addr` from inside a callback; `via`
     /// is the callback's `Conn` (any connection of the same reactor). Returns
     /// the new connection's id at once, so the caller can reach it with
@@ -123,15 +144,7 @@ impl<H> Connector<H> {
     ///   without a callback;
     /// - `via` belongs to another reactor: `ErrorKind::InvalidInput`.
     pub fn connect(&self, via: &mut Conn<'_>, addr: SocketAddr, handler: H) -> io::Result<ConnId> {
-        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "Connector::connect: the Conn belongs to another reactor",
-            ));
-        }
-        let id = via.table.start_connect(addr, via.env)?;
-        self.inner.waiting.borrow_mut().push((id, handler));
-        Ok(id)
+        self.start(via, "connect", handler, |t, env| t.start_connect(addr, env))
     }
 
     /// [`connect`](Connector::connect) over TLS (feature `tls`; see
@@ -150,20 +163,9 @@ impl<H> Connector<H> {
         name: rustls::pki_types::ServerName<'static>,
         handler: H,
     ) -> io::Result<ConnId> {
-        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "Connector::connect_tls: the Conn belongs to another reactor",
-            ));
-        }
-        let id = via.table.start_connect_tls(
-            crate::transport::Target::Tcp(addr),
-            config,
-            name,
-            via.env,
-        )?;
-        self.inner.waiting.borrow_mut().push((id, handler));
-        Ok(id)
+        self.start(via, "connect_tls", handler, |t, env| {
+            t.start_connect_tls(crate::transport::Target::Tcp(addr), config, name, env)
+        })
     }
 
     /// [`connect_tls`](Connector::connect_tls) over a Unix domain socket at
@@ -181,20 +183,10 @@ impl<H> Connector<H> {
         name: rustls::pki_types::ServerName<'static>,
         handler: H,
     ) -> io::Result<ConnId> {
-        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "Connector::connect_unix_tls: the Conn belongs to another reactor",
-            ));
-        }
-        let id = via.table.start_connect_tls(
-            crate::transport::Target::Unix(path.as_ref()),
-            config,
-            name,
-            via.env,
-        )?;
-        self.inner.waiting.borrow_mut().push((id, handler));
-        Ok(id)
+        let path = path.as_ref();
+        self.start(via, "connect_unix_tls", handler, |t, env| {
+            t.start_connect_tls(crate::transport::Target::Unix(path), config, name, env)
+        })
     }
 
     /// [`connect`](Connector::connect) to a Unix domain socket at `path`
@@ -209,14 +201,9 @@ impl<H> Connector<H> {
         path: impl AsRef<std::path::Path>,
         handler: H,
     ) -> io::Result<ConnId> {
-        if !Rc::ptr_eq(&self.inner.reactor, &via.env.identity) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "Connector::connect_unix: the Conn belongs to another reactor",
-            ));
-        }
-        let id = via.table.start_connect_unix(path.as_ref(), via.env)?;
-        self.inner.waiting.borrow_mut().push((id, handler));
-        Ok(id)
+        let path = path.as_ref();
+        self.start(via, "connect_unix", handler, |t, env| {
+            t.start_connect_unix(path, env)
+        })
     }
 }

@@ -29,7 +29,36 @@ pub(crate) fn tls_read(
     outcome
 }
 
+/// A TLS connection's parts, borrowed apart from the table: its core, its
+/// session, the scratch buffer for records (cleared), and the byte count.
+struct Parts<'a> {
+    core: &'a mut Core,
+    session: &'a mut TlsSession,
+    out: &'a mut Vec<u8>,
+    sent: &'a mut u64,
+}
+
 impl Table {
+    /// Connection `id`'s [`Parts`], if it is a live TLS connection.
+    fn tls_parts(&mut self, id: ConnId) -> Option<Parts<'_>> {
+        let Table {
+            cores,
+            tls,
+            tls_out,
+            bytes_out,
+            ..
+        } = self;
+        let core = cores.get_mut(id)?;
+        let session = tls.get_mut(id.index())?.as_deref_mut()?;
+        tls_out.clear();
+        Some(Parts {
+            core,
+            session,
+            out: tls_out,
+            sent: bytes_out,
+        })
+    }
+
     /// Gives connection `id` its TLS session.
     pub(crate) fn tls_put(&mut self, id: ConnId, session: TlsSession) {
         let i = id.index();
@@ -77,22 +106,20 @@ impl Table {
 
     /// Drives the handshake of connection `id` with what its socket has.
     pub(crate) fn tls_handshake(&mut self, id: ConnId) -> Handshake {
-        let Table {
-            cores,
-            tls,
-            tls_out,
-            bytes_out,
-            ..
-        } = self;
-        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+        let Some(Parts {
+            core,
+            session,
+            out,
+            sent,
+        }) = self.tls_parts(id)
+        else {
             return Handshake::Pending;
         };
         if core.out.is_some() {
-            core.flush(bytes_out);
+            core.flush(sent);
         }
-        tls_out.clear();
-        let step = session.handshake(&core.stream, tls_out);
-        core.send_raw(tls_out, bytes_out);
+        let step = session.handshake(&core.stream, out);
+        core.send_raw(out, sent);
         step
     }
 
@@ -102,34 +129,34 @@ impl Table {
     /// done, nothing is queued, and it was not sent yet. Best effort: the
     /// socket closes next either way.
     pub(crate) fn tls_close_notify_at_end(&mut self, id: ConnId) {
-        let Table {
-            cores,
-            tls,
-            tls_out,
-            ..
-        } = self;
-        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+        let Some(Parts {
+            core,
+            session,
+            out,
+            sent,
+        }) = self.tls_parts(id)
+        else {
             return;
         };
         if core.st.has(Flag::ABORTIVE) || core.pending() > 0 || session.conn.is_handshaking() {
             return;
         }
-        tls_out.clear();
-        session.close_notify(tls_out);
-        let _ = core.stream.write(tls_out);
+        session.close_notify(out);
+        if let Ok(n) = core.stream.write(out) {
+            *sent += n as u64;
+        }
     }
 
     /// `Conn::write` on a TLS connection: `data` encrypted, the records
     /// written (or queued) as plain output is.
     pub(crate) fn tls_write(&mut self, id: ConnId, data: &[u8], max_write_buffer: usize) {
-        let Table {
-            cores,
-            tls,
-            tls_out,
-            bytes_out,
-            ..
-        } = self;
-        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+        let Some(Parts {
+            core,
+            session,
+            out,
+            sent,
+        }) = self.tls_parts(id)
+        else {
             return;
         };
         if !core.st.accepts_writes() || data.is_empty() {
@@ -141,35 +168,32 @@ impl Table {
             session.buffer(data);
             return;
         }
-        tls_out.clear();
-        session.encrypt(data, tls_out);
+        session.encrypt(data, out);
         if core.st.is_open() {
-            core.write(tls_out, max_write_buffer, id, bytes_out);
+            core.write(out, max_write_buffer, id, sent);
         } else {
             // Still handshaking: rustls holds the plaintext until the
             // handshake is done; what it made (nothing yet) goes as is.
-            core.send_raw(tls_out, bytes_out);
+            core.send_raw(out, sent);
         }
     }
 
     /// Our close_notify on connection `id`, ahead of its FIN (a close, a
     /// half-close, a drain's close). Not on an abort, nor twice.
     pub(crate) fn tls_close_notify(&mut self, id: ConnId) {
-        let Table {
-            cores,
-            tls,
-            tls_out,
-            bytes_out,
-            ..
-        } = self;
-        let (Some(core), Some(Some(session))) = (cores.get_mut(id), tls.get_mut(id.index())) else {
+        let Some(Parts {
+            core,
+            session,
+            out,
+            sent,
+        }) = self.tls_parts(id)
+        else {
             return;
         };
         if !core.st.accepts_writes() || !core.st.has(Flag::TLS) {
             return;
         }
-        tls_out.clear();
-        session.close_notify(tls_out);
-        core.send_raw(tls_out, bytes_out);
+        session.close_notify(out);
+        core.send_raw(out, sent);
     }
 }
