@@ -82,14 +82,50 @@ impl RecordBoundary {
 }
 
 /// The socket as rustls reads it, noting the record framing on the way.
+///
+/// rustls asks for at most 4 KiB at a time; a `recv` of each would make
+/// bulk TLS cost a syscall per 4 KiB. So the socket is read in pieces of up
+/// to [`READ_AHEAD`] into the session's `ahead` buffer, handed to rustls
+/// from there, and the buffer is given back once it is empty and the socket
+/// would block: an idle connection holds none.
 struct Source<'a> {
     stream: &'a Stream,
     boundary: &'a mut RecordBoundary,
+    ahead: &'a mut ReadAhead,
 }
+
+/// Ciphertext read from the socket and not yet handed to rustls.
+#[derive(Debug, Default)]
+struct ReadAhead {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+/// How much ciphertext one `recv` takes at most.
+const READ_AHEAD: usize = 64 * 1024;
 
 impl Read for Source<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.stream.read(buf)?;
+        let ahead = &mut *self.ahead;
+        if ahead.pos == ahead.buf.len() {
+            ahead.buf.resize(READ_AHEAD, 0);
+            ahead.pos = 0;
+            match self.stream.read(&mut ahead.buf) {
+                Ok(0) => {
+                    ahead.buf = Vec::new();
+                    return Ok(0);
+                }
+                Ok(n) => ahead.buf.truncate(n),
+                Err(e) => {
+                    // Nothing is left over: give the memory back.
+                    ahead.buf = Vec::new();
+                    return Err(e);
+                }
+            }
+        }
+        let n = buf.len().min(ahead.buf.len() - ahead.pos);
+        buf[..n].copy_from_slice(&ahead.buf[ahead.pos..ahead.pos + n]);
+        ahead.pos += n;
         self.boundary.feed(&buf[..n]);
         Ok(n)
     }
@@ -99,6 +135,7 @@ impl Read for Source<'_> {
 pub(crate) struct TlsSession {
     pub(crate) conn: Connection,
     boundary: RecordBoundary,
+    ahead: ReadAhead,
     /// The peer's FIN was read.
     eof: bool,
 }
@@ -131,6 +168,7 @@ impl TlsSession {
         TlsSession {
             conn,
             boundary: RecordBoundary::default(),
+            ahead: ReadAhead::default(),
             eof: false,
         }
     }
@@ -142,6 +180,7 @@ impl TlsSession {
             let mut src = Source {
                 stream,
                 boundary: &mut self.boundary,
+                ahead: &mut self.ahead,
             };
             match self.conn.read_tls(&mut src) {
                 Ok(0) => {
@@ -210,6 +249,7 @@ impl TlsSession {
             let mut src = Source {
                 stream,
                 boundary: &mut self.boundary,
+                ahead: &mut self.ahead,
             };
             match self.conn.read_tls(&mut src) {
                 Ok(0) => self.eof = true,
