@@ -14,6 +14,7 @@ use crate::record::{LifecycleEvent as Event, Rec};
 use crate::timer::Wheel;
 use crate::transport::{Peer, Stream};
 
+mod cause;
 mod slots;
 mod state;
 #[cfg(feature = "tls")]

@@ -68,10 +68,25 @@ impl Table {
         self.tls[i] = Some(Box::new(session));
     }
 
-    /// Drops connection `id`'s TLS session (it closed).
-    pub(crate) fn tls_end(&mut self, id: ConnId) {
-        if let Some(s) = self.tls.get_mut(id.index()) {
-            *s = None;
+    /// Connection `id` closes (its core already out of the table): its
+    /// session goes with it. If it ends by a close of ours that sends no
+    /// reset (an idle timeout, a deadline, a shutdown), its close_notify
+    /// goes out first, straight to the socket, as a FIN does on TCP: if the
+    /// handshake was done, nothing is queued, and it was not sent yet. Best
+    /// effort: the socket closes next either way. One look at the side
+    /// table, whatever the connection.
+    pub(crate) fn tls_finish(&mut self, id: ConnId, core: &Core) {
+        let Some(session) = self.tls.get_mut(id.index()).and_then(Option::take) else {
+            return;
+        };
+        let mut session = session;
+        if core.st.has(Flag::ABORTIVE) || core.pending() > 0 || session.conn.is_handshaking() {
+            return;
+        }
+        self.tls_out.clear();
+        session.close_notify(&mut self.tls_out);
+        if let Ok(n) = core.stream.write(&self.tls_out) {
+            self.bytes_out += n as u64;
         }
     }
 
@@ -121,30 +136,6 @@ impl Table {
         let step = session.handshake(&core.stream, out);
         core.send_raw(out, sent);
         step
-    }
-
-    /// A TLS connection ends by a close of ours that sends no reset (an idle
-    /// timeout, a deadline, a shutdown): its close_notify goes out first,
-    /// straight to the socket, as a FIN does on TCP, if the handshake was
-    /// done, nothing is queued, and it was not sent yet. Best effort: the
-    /// socket closes next either way.
-    pub(crate) fn tls_close_notify_at_end(&mut self, id: ConnId) {
-        let Some(Parts {
-            core,
-            session,
-            out,
-            sent,
-        }) = self.tls_parts(id)
-        else {
-            return;
-        };
-        if core.st.has(Flag::ABORTIVE) || core.pending() > 0 || session.conn.is_handshaking() {
-            return;
-        }
-        session.close_notify(out);
-        if let Ok(n) = core.stream.write(out) {
-            *sent += n as u64;
-        }
     }
 
     /// `Conn::write` on a TLS connection: `data` encrypted, the records

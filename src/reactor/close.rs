@@ -51,13 +51,11 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes the socket and calls `on_close`, exactly once.
     pub(super) fn finish(&mut self, id: ConnId) {
-        #[cfg(feature = "tls")]
-        self.table.tls_close_notify_at_end(id);
         let Some(mut core) = self.table.cores.remove(id) else {
             return;
         };
         #[cfg(feature = "tls")]
-        self.table.tls_end(id);
+        self.table.tls_finish(id, &core);
         // Also clears a fired mark: a timer of this connection that came due
         // in a batch still being delivered must not reach whoever takes
         // the slot next.
