@@ -7,16 +7,20 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::conn::ConnId;
-use crate::counters::Counters;
-use crate::ctx::Ctx;
-use crate::handle::{Handle, Stats};
+use crate::handle::Handle;
 use crate::handler::Handler;
 use crate::reactor::{tcp_factory, DrainReport, Reactor};
 use crate::transport::{Peer, UnixListenOptions};
+
+mod handle;
+mod handoff;
+
+pub use handle::GroupHandle;
+use handle::{RUN, STOP_DRAIN};
+use handoff::acceptor;
 
 /// How a [`Group`] spreads connections over its workers.
 ///
@@ -43,170 +47,6 @@ pub struct GroupConnId {
     pub worker: usize,
     /// The connection's id in that worker's reactor.
     pub id: ConnId,
-}
-
-/// The hand-off acceptor runs.
-const RUN: u8 = 0;
-/// A drain: the acceptor hands off the clients already in its backlog, then stops.
-const STOP_DRAIN: u8 = 1;
-/// A shutdown: the acceptor stops at once.
-const STOP_NOW: u8 = 2;
-
-/// Reaches every worker of a [`Group`] from any thread: `Clone + Send + Sync`.
-#[derive(Clone, Debug)]
-pub struct GroupHandle {
-    workers: Arc<Vec<Handle>>,
-    /// Tells the hand-off acceptor to stop: [`RUN`], [`STOP_DRAIN`] (hand
-    /// off what is in the backlog first) or [`STOP_NOW`].
-    acceptor_stop: Arc<AtomicU8>,
-    /// The worker the next [`GroupHandle::connect`] goes to (round robin).
-    next_connect: Arc<AtomicUsize>,
-}
-
-impl GroupHandle {
-    /// The handle of worker `i`'s reactor.
-    ///
-    /// # Panics
-    ///
-    /// If `i` is not below the number of workers.
-    #[track_caller]
-    pub fn worker(&self, i: usize) -> &Handle {
-        &self.workers[i]
-    }
-
-    /// How many workers the group has.
-    pub fn workers(&self) -> usize {
-        self.workers.len()
-    }
-
-    /// Queues `data` for `conn` on the worker that owns it
-    /// ([`Handle::write`]). Ignored if it is closed or the worker is unknown.
-    pub fn write(&self, conn: GroupConnId, data: Vec<u8>) {
-        if let Some(h) = self.workers.get(conn.worker) {
-            h.write(conn.id, data);
-        }
-    }
-
-    /// Closes `conn` gracefully on the worker that owns it ([`Handle::close`]).
-    pub fn close(&self, conn: GroupConnId) {
-        if let Some(h) = self.workers.get(conn.worker) {
-            h.close(conn.id);
-        }
-    }
-
-    /// Runs `f` on worker `worker`'s thread ([`Handle::run`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Handle::run`]; `ErrorKind::InvalidInput` also for a worker that
-    /// does not exist.
-    pub fn run<H: Handler>(
-        &self,
-        worker: usize,
-        f: impl FnOnce(&mut Ctx<'_, H>) + Send + 'static,
-    ) -> io::Result<()> {
-        match self.workers.get(worker) {
-            Some(h) => h.run(f),
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "GroupHandle::run: no worker {worker} (the group has {})",
-                    self.workers.len()
-                ),
-            )),
-        }
-    }
-
-    /// Opens a connection from any thread ([`Handle::connect`]), on the
-    /// workers in turn; returns the index of the worker that got it.
-    ///
-    /// # Errors
-    ///
-    /// As [`Handle::connect`].
-    pub fn connect<H: Handler>(
-        &self,
-        addr: SocketAddr,
-        make: impl FnOnce() -> H + Send + 'static,
-    ) -> io::Result<usize> {
-        let worker = self.next_connect.fetch_add(1, Ordering::Relaxed) % self.workers.len();
-        self.workers[worker].connect(addr, make)?;
-        Ok(worker)
-    }
-
-    /// Resets `conn` on the worker that owns it ([`Handle::abort`]).
-    pub fn abort(&self, conn: GroupConnId) {
-        if let Some(h) = self.workers.get(conn.worker) {
-            h.abort(conn.id);
-        }
-    }
-
-    /// Shuts every worker down ([`Handle::shutdown`]); from any thread, any
-    /// number of times.
-    pub fn shutdown(&self) {
-        self.acceptor_stop.store(STOP_NOW, Ordering::SeqCst);
-        for h in self.workers.iter() {
-            h.shutdown();
-        }
-    }
-
-    /// Drains every worker ([`Handle::drain`]). A hand-off acceptor does as
-    /// a worker's listener does: it drops new SYNs, hands off its backlog
-    /// and the handshakes in flight for 250 ms, then closes; the workers'
-    /// drains end only after that.
-    pub fn drain(&self, grace: Duration) {
-        let _ = self.acceptor_stop.compare_exchange(
-            RUN,
-            STOP_DRAIN,
-            Ordering::SeqCst,
-            Ordering::SeqCst,
-        );
-        for h in self.workers.iter() {
-            h.drain(grace);
-        }
-    }
-
-    /// The workers' close-detection latency, merged, if measured.
-    pub fn latency(&self) -> Option<crate::Latency> {
-        let mut all: Option<crate::Latency> = None;
-        for w in self.workers.iter() {
-            if let Some(l) = w.latency() {
-                match all.as_mut() {
-                    Some(a) => a.merge(&l),
-                    None => all = Some(l),
-                }
-            }
-        }
-        all
-    }
-
-    /// Each worker's [`Counters`], as of its last turn.
-    pub fn worker_counters(&self) -> Vec<Counters> {
-        self.workers.iter().map(Handle::counters).collect()
-    }
-
-    /// The group's [`Counters`]: the workers' summed. Each worker's part is
-    /// whole; the parts may be from turns a moment apart.
-    pub fn counters(&self) -> Counters {
-        self.worker_counters()
-            .iter()
-            .fold(Counters::default(), |a, b| a.add(b))
-    }
-
-    /// Each worker's counts, as of its last turn.
-    pub fn worker_stats(&self) -> Vec<Stats> {
-        self.workers.iter().map(Handle::stats).collect()
-    }
-
-    /// The whole group's counts: the workers' added up.
-    pub fn stats(&self) -> Stats {
-        self.worker_stats()
-            .into_iter()
-            .fold(Stats::default(), |a, b| Stats {
-                connections: a.connections + b.connections,
-                closed: a.closed + b.closed,
-                rejected: a.rejected + b.rejected,
-            })
-    }
 }
 
 /// Several reactors, one per thread, serving one address: the way to use
@@ -669,79 +509,4 @@ fn stop_started<T>(handles: &[Handle], threads: Vec<JoinHandle<T>>) {
     for t in threads {
         let _ = t.join();
     }
-}
-
-/// Gives a connection to the worker with the fewest open.
-fn hand_off(group: &GroupHandle, stream: std::net::TcpStream, peer: SocketAddr) {
-    let target = group
-        .workers
-        .iter()
-        .enumerate()
-        .min_by_key(|(_, h)| {
-            // Pending first: a worker publishes its open count before it
-            // lowers its pending count, so read in the other order the sum
-            // can only be too high for a moment, never too low.
-            let pending = h.handed_off_pending();
-            pending + h.stats().connections
-        })
-        .map_or(0, |(i, _)| i);
-    group.workers[target].hand_off(stream, peer);
-}
-
-/// The hand-off acceptor: accepts on its own thread and gives each
-/// connection to the worker with the fewest open. On a drain, the clients
-/// already in its backlog are handed off before it stops (closing the
-/// listener would reset them); the workers' drains end only after that.
-fn acceptor(l: TcpListener, group: GroupHandle) {
-    // accept(2) honours SO_RCVTIMEO on Linux: wake up to see a stop.
-    let _ = socket2::SockRef::from(&l).set_read_timeout(Some(Duration::from_millis(50)));
-    accept_while(&l, &group, RUN, None);
-    if group.acceptor_stop.load(Ordering::SeqCst) == STOP_DRAIN {
-        // As a reactor's drain does: no new handshake from now on, the
-        // backlog and the handshakes in flight handed off, then the close.
-        if let Err(e) = crate::sys::stop_new_handshakes(&socket2::SockRef::from(&l)) {
-            log::debug!("hand-off acceptor: stopping new handshakes: {e}");
-        }
-        let until = Instant::now() + crate::reactor::LISTENER_SETTLE;
-        let handed = accept_while(&l, &group, STOP_DRAIN, Some(until));
-        log::debug!("hand-off acceptor: {handed} clients handed off as the drain began");
-    }
-    drop(l);
-    for w in group.workers.iter() {
-        w.feeder_done();
-    }
-}
-
-/// Accepts and hands off while the acceptor's stop flag stays `phase` (and
-/// `until` has not passed); returns how many it handed off. An accept error
-/// other than a time-out is retried while running, and ends a drain's
-/// last accepts.
-fn accept_while(l: &TcpListener, group: &GroupHandle, phase: u8, until: Option<Instant>) -> u64 {
-    let mut handed = 0;
-    while group.acceptor_stop.load(Ordering::SeqCst) == phase
-        && until.is_none_or(|u| Instant::now() < u)
-    {
-        match l.accept() {
-            Ok((stream, peer)) => {
-                hand_off(group, stream, peer);
-                handed += 1;
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) => {}
-            Err(e) if phase == RUN => {
-                log::warn!("hand-off acceptor: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => {
-                log::debug!("hand-off acceptor, taking in its backlog: {e}");
-                break;
-            }
-        }
-    }
-    handed
 }
