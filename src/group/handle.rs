@@ -1,4 +1,4 @@
-//! [`GroupHandle`]: every worker of a [`Group`](super::Group)(super::Group), reached from any thread.
+//! [`GroupHandle`]: every worker of a [`Group`](super::Group), reached from any thread.
 
 use std::io;
 use std::net::SocketAddr;
