@@ -101,6 +101,17 @@ impl Clock {
     pub(crate) fn deadline(&self, after: u64) -> u64 {
         self.now().saturating_add(after).saturating_add(1)
     }
+
+    /// [`deadline`](Clock::deadline) for a timeout that may be off: 0 (no
+    /// timeout) stays 0, without reading the clock.
+    #[inline]
+    pub(crate) fn deadline_unless_off(&self, after: u64) -> u64 {
+        if after == 0 {
+            0
+        } else {
+            self.deadline(after)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -404,11 +404,7 @@ impl Table {
         to: &str,
         env: &Env,
     ) -> ConnId {
-        let deadline = if env.connect_ticks == 0 {
-            0
-        } else {
-            env.clock.deadline(env.connect_ticks)
-        };
+        let deadline = env.clock.deadline_unless_off(env.connect_ticks);
         let mut st = State::connecting(env.idle_ms, deadline);
         if let Some(e) = failed {
             log::debug!("connect to {to} failed at once: {e}");

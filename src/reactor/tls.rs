@@ -25,14 +25,8 @@ impl<H: Handler> Reactor<H> {
     /// The state of a connection that starts with a TLS handshake: not open
     /// to its handler yet, the handshake timeout armed.
     pub(super) fn handshaking_state(&self) -> State {
-        let ticks = self.env.handshake_ticks;
-        let deadline = if ticks == 0 {
-            0
-        } else {
-            self.env.clock.deadline(ticks)
-        };
-        let mut st = State::connecting(self.env.idle_ms, deadline);
-        st.set(Flag::TLS, true);
+        let mut st = State::connecting(self.env.idle_ms, 0);
+        st.start_handshake(self.env.clock.deadline_unless_off(self.env.handshake_ticks));
         st
     }
 
@@ -44,12 +38,7 @@ impl<H: Handler> Reactor<H> {
         id: ConnId,
         outcome: crate::close::ConnectOutcome,
     ) -> bool {
-        let ticks = self.env.handshake_ticks;
-        let deadline = if ticks == 0 {
-            0
-        } else {
-            self.env.clock.deadline(ticks)
-        };
+        let deadline = self.env.clock.deadline_unless_off(self.env.handshake_ticks);
         let Some(core) = self.table.cores.get_mut(id) else {
             return false;
         };
