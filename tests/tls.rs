@@ -14,17 +14,9 @@ use std::time::{Duration, Instant};
 use hangup::{CloseReason, Config, Conn, Handler, Reactor, TlsAlert};
 use util::*;
 
-/// A self-signed certificate for "localhost", and a server config with it.
+/// A server config with a fresh self-signed certificate for "localhost".
 fn server_config() -> Arc<rustls::ServerConfig> {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = ck.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    Arc::new(
-        rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .unwrap(),
-    )
+    util::tls::certified().0
 }
 
 #[allow(dead_code)] // the payloads are for the failure messages

@@ -61,19 +61,6 @@ impl Handler for Server {
     }
 }
 
-fn configs() -> (Arc<rustls::ServerConfig>, rustls::RootCertStore) {
-    let ck = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let cert = ck.cert.der().clone();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(ck.signing_key.serialize_der().into());
-    let server = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert.clone()], key)
-        .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert).unwrap();
-    (Arc::new(server), roots)
-}
-
 /// A connection from a loopback address of its own (127.1.x.y), so that
 /// its address names it for the whole test: ports are reused once a
 /// connection is gone, addresses are not.
@@ -161,7 +148,7 @@ fn five_thousand_tls_connections_ended_at_random() {
     let seed = seed("HANGUP_TLS_CHAOS_SEED");
     println!("HANGUP_TLS_CHAOS_SEED={seed}");
     raise_nofile(4 * n as u64 + 500);
-    let (server, roots) = configs();
+    let (server, roots) = util::tls::certified();
     let trusted = Arc::new(
         rustls::ClientConfig::builder()
             .with_root_certificates(roots)

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 pub mod logging;
 pub mod netns;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod tun;
 
 pub use logging::init;
