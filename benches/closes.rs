@@ -89,7 +89,7 @@ fn idle_turn(c: &mut Criterion) {
         let config = Config::default()
             .listen_backlog(BACKLOG as u32)
             .idle_timeout(idle);
-        let mut server = Hangup::with_timer(config, false, timer);
+        let mut server = Hangup::with_timer(config, Mode::Quiet, timer);
         let clients = open_clients(&mut server, n, false);
         g.bench_function(name, |b| {
             b.iter(|| server.reactor.run_once(Some(Duration::ZERO)).unwrap())

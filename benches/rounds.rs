@@ -81,7 +81,7 @@ fn main() {
         .close_latency(true);
     servers.push((
         "hangup+latency",
-        Box::new(Hangup::with_config(latency, false)),
+        Box::new(Hangup::with_config(latency, Mode::Quiet)),
     ));
     // Warm-up: one pass of every case, not recorded.
     for case in &cases {

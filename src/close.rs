@@ -390,10 +390,14 @@ pub(crate) enum ConnectOutcome {
 
 /// Decides what `SO_ERROR` and `getpeername` say about a non-blocking
 /// connect, as mio documents it: an error in `SO_ERROR` is the connect's
-/// failure; otherwise `peer_addr` succeeding means connected, and
+/// failure; otherwise, if the wake-up itself proves the connect ended
+/// (`proven`: a writable event where the OS wakes writers only then, see
+/// `sys::WRITABLE_PROVES_CONNECT`), it is connected; if not, `peer_addr`
+/// (`getpeername`, called only then) succeeding means connected, and
 /// `NotConnected` (ENOTCONN) or EINPROGRESS means not yet. Pure.
 pub(crate) fn classify_connect<T>(
     so_error: io::Result<Option<io::Error>>,
+    proven: bool,
     peer_addr: impl FnOnce() -> io::Result<T>,
 ) -> ConnectOutcome {
     match so_error {
@@ -406,6 +410,7 @@ pub(crate) fn classify_connect<T>(
             ConnectOutcome::ConnectedThenFailed(e)
         }
         Ok(Some(e)) | Err(e) => ConnectOutcome::Failed(e),
+        Ok(None) if proven => ConnectOutcome::Connected,
         Ok(None) => match peer_addr() {
             Ok(_) => ConnectOutcome::Connected,
             Err(e)
@@ -542,7 +547,28 @@ mod tests {
         so_error: Option<io::ErrorKind>,
         peer: io::Result<std::net::SocketAddr>,
     ) -> ConnectOutcome {
-        classify_connect(Ok(so_error.map(err)), || peer)
+        classify_connect(Ok(so_error.map(err)), false, || peer)
+    }
+
+    #[test]
+    fn a_proven_wake_up_needs_no_getpeername() {
+        let never = || -> io::Result<()> { panic!("getpeername called") };
+        assert!(matches!(
+            classify_connect(Ok(None), true, never),
+            ConnectOutcome::Connected
+        ));
+        // SO_ERROR still decides first.
+        let refused = Ok(Some(err(io::ErrorKind::ConnectionRefused)));
+        assert!(matches!(
+            classify_connect(refused, true, never),
+            ConnectOutcome::Failed(_)
+        ));
+        // Not proven (an error or hang-up flag alone): getpeername tells.
+        let pending: io::Result<()> = Err(err(io::ErrorKind::NotConnected));
+        assert!(matches!(
+            classify_connect(Ok(None), false, || pending),
+            ConnectOutcome::Pending
+        ));
     }
 
     #[test]

@@ -32,7 +32,25 @@ pub trait Server {
     fn settle(&mut self);
 }
 
+/// What a server does with what it reads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Reads and discards.
+    Quiet,
+    /// Writes back what it read.
+    Echo,
+    /// Writes back what it read, then closes: the server closes first
+    /// (an HTTP/1.0 server, `Connection: close`). hangup with `Conn::close`,
+    /// raw mio and tokio with a plain write then close.
+    ReplyClose,
+}
+
 pub fn make(name: &str, echo: bool) -> Box<dyn Server> {
+    make_mode(name, if echo { Mode::Echo } else { Mode::Quiet })
+}
+
+pub fn make_mode(name: &str, mode: Mode) -> Box<dyn Server> {
+    let echo = mode;
     match name {
         "hangup" => Box::new(Hangup::new(echo)),
         // With close-detection latency measured (issue 14's opt-in).
@@ -69,7 +87,7 @@ pub const BACKLOG: i32 = 4096;
 /// What all handlers of one server share.
 pub struct Shared {
     closed: Cell<usize>,
-    echo: bool,
+    echo: Mode,
     /// A handler timer (`Conn::set_timer`) each connection arms in `on_open`.
     timer: Option<Duration>,
 }
@@ -88,8 +106,13 @@ impl Handler for Count {
         }
     }
     fn on_data(&mut self, conn: &mut Conn<'_>, data: &[u8]) {
-        if self.shared.echo {
-            conn.write(data);
+        match self.shared.echo {
+            Mode::Quiet => {}
+            Mode::Echo => conn.write(data),
+            Mode::ReplyClose => {
+                conn.write(data);
+                conn.close();
+            }
         }
     }
     fn on_close(&mut self, _reason: CloseReason) {
@@ -104,16 +127,16 @@ pub struct Hangup {
 }
 
 impl Hangup {
-    pub fn new(echo: bool) -> Hangup {
+    pub fn new(echo: Mode) -> Hangup {
         Self::with_config(Config::default().listen_backlog(BACKLOG as u32), echo)
     }
 
-    pub fn with_config(config: Config, echo: bool) -> Hangup {
+    pub fn with_config(config: Config, echo: Mode) -> Hangup {
         Self::with_timer(config, echo, None)
     }
 
     /// Like `with_config`; every connection also arms a handler timer.
-    pub fn with_timer(config: Config, echo: bool, timer: Option<Duration>) -> Hangup {
+    pub fn with_timer(config: Config, echo: Mode, timer: Option<Duration>) -> Hangup {
         let mut reactor = Reactor::with_config(config.max_connections(1 << 20)).unwrap();
         let shared = Rc::new(Shared {
             closed: Cell::new(0),
@@ -168,13 +191,13 @@ pub struct RawMio {
     buf: Vec<u8>,
     addr: SocketAddr,
     closed: usize,
-    echo: bool,
+    echo: Mode,
 }
 
 const LISTENER: mio::Token = mio::Token(usize::MAX);
 
 impl RawMio {
-    pub fn new(echo: bool) -> RawMio {
+    pub fn new(echo: Mode) -> RawMio {
         let poll = mio::Poll::new().unwrap();
         let mut listener = mio::net::TcpListener::from_std(std_listener(BACKLOG));
         let addr = listener.local_addr().unwrap();
@@ -220,11 +243,17 @@ impl RawMio {
             let done = loop {
                 match s.read(&mut self.buf) {
                     Ok(0) => break true,
-                    Ok(n) => {
-                        if self.echo {
+                    Ok(n) => match self.echo {
+                        Mode::Quiet => {}
+                        Mode::Echo => {
                             let _ = s.write(&self.buf[..n]);
                         }
-                    }
+                        Mode::ReplyClose => {
+                            // A plain write, then close.
+                            let _ = s.write(&self.buf[..n]);
+                            break true;
+                        }
+                    },
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break false,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(_) => break true,
@@ -272,7 +301,7 @@ pub struct Tokio {
 }
 
 impl Tokio {
-    pub fn new(echo: bool) -> Tokio {
+    pub fn new(echo: Mode) -> Tokio {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
@@ -316,18 +345,26 @@ async fn tokio_conn(
     closed: Arc<AtomicUsize>,
     target: Arc<AtomicUsize>,
     notify: Arc<tokio::sync::Notify>,
-    echo: bool,
+    echo: Mode,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = [0u8; 1024];
     loop {
         match s.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if echo && s.write_all(&buf[..n]).await.is_err() {
+            Ok(n) => match echo {
+                Mode::Quiet => {}
+                Mode::Echo => {
+                    if s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+                Mode::ReplyClose => {
+                    // A plain write, then close.
+                    let _ = s.write_all(&buf[..n]).await;
                     break;
                 }
-            }
+            },
         }
     }
     drop(s);

@@ -13,6 +13,7 @@ use crate::close::{classify_connect, reason_from_error, CloseReason, ConnectOutc
 use crate::conn::{ConnId, Flag, Phase};
 use crate::connect::Connector;
 use crate::handler::Handler;
+use crate::sys;
 
 impl<H: Handler> Reactor<H> {
     /// Starts a non-blocking connect to `addr`; returns the new
@@ -216,7 +217,10 @@ impl<H: Handler> Reactor<H> {
             return false;
         };
         let so_error = core.stream.take_error();
-        match classify_connect(so_error, || core.stream.is_connected()) {
+        // getpeername only when the wake-up is not proof (an error or
+        // hang-up flag without writable, or a platform that wakes early).
+        let proven = sys::WRITABLE_PROVES_CONNECT && event.is_writable();
+        match classify_connect(so_error, proven, || core.stream.is_connected()) {
             ConnectOutcome::Pending => false,
             ConnectOutcome::Failed(e) => {
                 log::debug!("conn {id}: connect to {} failed: {e}", core.peer);

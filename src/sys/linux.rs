@@ -21,6 +21,19 @@ pub(crate) const SEND_FLAGS: i32 = libc::MSG_NOSIGNAL;
 /// than asked means the receive queue was drained.
 pub(crate) const SHORT_READ_DRAINS: bool = true;
 
+/// A writable event on a connecting socket comes only once the connect has
+/// ended (tcp_poll reports no `EPOLLOUT` in `SYN_SENT`; an AF_UNIX connect
+/// that waits does the same): with `SO_ERROR` empty, it is connected, and
+/// no `getpeername` is needed to tell it from a spurious wake-up. tokio
+/// relies on the same.
+pub(crate) const WRITABLE_PROVES_CONNECT: bool = true;
+
+/// A non-blocking, close-on-exec stream socket in one `socket(2)` call
+/// (`SOCK_NONBLOCK | SOCK_CLOEXEC`), not `socket` then two `fcntl`.
+pub(crate) fn stream_socket(domain: socket2::Domain) -> io::Result<socket2::Socket> {
+    socket2::Socket::new(domain, socket2::Type::STREAM.nonblocking(), None)
+}
+
 pub(crate) fn set_user_timeout(sock: &SockRef<'_>, t: Option<Duration>) -> io::Result<()> {
     sock.set_tcp_user_timeout(t)
 }

@@ -21,10 +21,10 @@ mod imp;
 mod imp;
 
 pub(crate) use imp::{
-    peer_cred, ECONNREFUSED, ECONNRESET, EINPROGRESS, ETIMEDOUT, SEND_FLAGS, SHORT_READ_DRAINS,
+    peer_cred, stream_socket, ECONNREFUSED, ECONNRESET, EINPROGRESS, ETIMEDOUT, SEND_FLAGS,
+    SHORT_READ_DRAINS, WRITABLE_PROVES_CONNECT,
 };
 
-/// Whether `config` sets any per-connection socket option.
 /// Stops new handshakes on a listener about to close, where the OS can
 /// (Linux: a socket filter dropping SYNs); a no-op elsewhere.
 pub(crate) fn stop_new_handshakes(listener: &SockRef<'_>) -> io::Result<()> {
@@ -36,6 +36,7 @@ pub(crate) fn tcp_info(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<crate::Tcp
     imp::tcp_info(fd)
 }
 
+/// Whether `config` sets any per-connection socket option.
 pub(crate) fn has_socket_options(config: &Config) -> bool {
     config.nodelay || config.keepalive.is_some() || config.user_timeout.is_some()
 }
@@ -80,11 +81,7 @@ pub(crate) fn start_connect(
     addr: std::net::SocketAddr,
     config: &Config,
 ) -> io::Result<(socket2::Socket, Option<io::Error>)> {
-    use socket2::{Domain, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    if let Err(e) = sock.set_nonblocking(true) {
-        return Ok((sock, Some(e)));
-    }
+    let sock = stream_socket(socket2::Domain::for_address(addr))?;
     if has_socket_options(config) {
         if let Err(e) = apply_socket_options(&SockRef::from(&sock), config) {
             return Ok((sock, Some(e)));

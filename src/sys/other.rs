@@ -24,6 +24,17 @@ pub(crate) const ECONNREFUSED: Option<i32> = None;
 pub(crate) const SEND_FLAGS: i32 = 0;
 pub(crate) const SHORT_READ_DRAINS: bool = false;
 
+/// mio documents that a connecting socket may be woken before its connect
+/// ends: `getpeername` tells.
+pub(crate) const WRITABLE_PROVES_CONNECT: bool = false;
+
+/// A non-blocking stream socket (close-on-exec where socket2 can).
+pub(crate) fn stream_socket(domain: socket2::Domain) -> io::Result<socket2::Socket> {
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
 pub(crate) fn set_user_timeout(_sock: &SockRef<'_>, _t: Option<Duration>) -> io::Result<()> {
     Ok(())
 }

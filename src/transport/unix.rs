@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use mio::{Interest, Registry, Token};
-use socket2::{Domain, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, SockAddr, SockRef, Socket};
 
 use super::Stream;
 use crate::sys;
@@ -326,9 +326,7 @@ fn probe(path: &Path) -> Existing {
 
 /// A non-blocking, close-on-exec Unix stream socket.
 fn new_socket() -> io::Result<Socket> {
-    let s = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-    s.set_nonblocking(true)?;
-    Ok(s)
+    crate::sys::stream_socket(Domain::UNIX)
 }
 
 /// Binds and listens on `path` (or an abstract name, `\0name`), as
