@@ -38,6 +38,50 @@ pub struct Config {
     pub(crate) close_records: bool,
     pub(crate) close_latency: bool,
     pub(crate) tcp_info_at_close: bool,
+    pub(crate) lingering_close: LingeringClose,
+}
+
+/// Whether a graceful [`Conn::close`](crate::Conn::close) waits for the
+/// peer's FIN before closing the socket: the policy nginx's
+/// `lingering_close` sets. See [`Config::lingering_close`].
+///
+/// Why wait at all: when a socket is closed with input unread, or input
+/// arrives after it is closed, the kernel answers with a reset, and a reset
+/// makes the peer's kernel throw away whatever it had received and not yet
+/// handed to the peer's program, such as the tail of our reply. Sending our
+/// FIN first (`shutdown`) and reading until the peer's FIN closes that
+/// window; it costs a `shutdown`, one more read, and holding the descriptor
+/// for a round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LingeringClose {
+    /// Always: after the output, send our FIN and read (discarding) until
+    /// the peer's FIN or [`Config::close_timeout`]; only then close the
+    /// socket. No output is lost to a reset, whatever the peer sends. As
+    /// nginx's `lingering_close always`. The default.
+    #[default]
+    Always,
+    /// Only when input may be unread: if the connection's last read found
+    /// the socket empty (a short read, or `WouldBlock`) and no readable event
+    /// came since, the socket is closed as soon as the output is handed to
+    /// the kernel, which sends it and then our FIN; otherwise as
+    /// [`Always`](LingeringClose::Always). After the peer's FIN the wait is
+    /// skipped under either policy. A drain's closes always linger. As
+    /// nginx's `lingering_close on`, which lingers only when the client may
+    /// send more, with the socket's state in place of nginx's knowledge of
+    /// HTTP.
+    ///
+    /// **What it risks:** input the peer sends after that last read (a
+    /// pipelined request, a late byte, one already in flight) reaches a
+    /// closed socket and is answered with a reset, which can destroy output
+    /// of ours the peer had not read yet; and a reset or loss after the
+    /// close is not reported (`on_close` has already said `Local`). Use it
+    /// where the protocol says the peer sends nothing after the request it
+    /// is answered for (HTTP with `Connection: close` after a whole request,
+    /// a one-shot RPC). It saves the `shutdown`, a read and the round trip:
+    /// 5 syscalls per accepted connection the server closes first,
+    /// against 7 (BENCHMARKS.md, "Closing first").
+    WhenUnread,
 }
 
 impl Default for Config {
@@ -59,6 +103,7 @@ impl Default for Config {
             close_records: false,
             close_latency: false,
             tcp_info_at_close: false,
+            lingering_close: LingeringClose::Always,
         }
     }
 }
@@ -233,6 +278,27 @@ impl Config {
         self
     }
 
+    /// Whether a graceful close waits for the peer's FIN
+    /// ([`LingeringClose`]). Default: [`LingeringClose::Always`], which never
+    /// lets a reset destroy output. [`LingeringClose::WhenUnread`] skips
+    /// the wait when the last read found the socket empty: fewer syscalls
+    /// and an earlier free descriptor when the server closes first, at the
+    /// risk its docs describe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangup::{Config, LingeringClose};
+    ///
+    /// // An HTTP/1.0-style server: one request, one reply, then close.
+    /// let config = Config::default().lingering_close(LingeringClose::WhenUnread);
+    /// assert_eq!(config.get_lingering_close(), LingeringClose::WhenUnread);
+    /// ```
+    pub fn lingering_close(mut self, policy: LingeringClose) -> Self {
+        self.lingering_close = policy;
+        self
+    }
+
     /// How many readiness events one poll may return. 1 to
     /// [`Config::MAX_EVENTS`]. Default: 1024.
     pub fn events_capacity(mut self, n: usize) -> Self {
@@ -322,6 +388,11 @@ impl Config {
     /// The configured [`read_budget`](Config::read_budget).
     pub fn get_read_budget(&self) -> usize {
         self.read_budget
+    }
+
+    /// The configured [`lingering_close`](Config::lingering_close).
+    pub fn get_lingering_close(&self) -> LingeringClose {
+        self.lingering_close
     }
 
     /// The configured [`close_timeout`](Config::close_timeout).

@@ -248,6 +248,9 @@ pub(crate) struct Env {
     pub(crate) identity: std::rc::Rc<()>,
     /// A drain is under way: connections marked idle are closed.
     pub(crate) draining: std::cell::Cell<bool>,
+    /// `config.lingering_close` is `WhenUnread`: the read path marks a
+    /// connection whose last read found the socket empty.
+    pub(crate) skip_linger: bool,
 }
 
 impl Env {
@@ -258,6 +261,7 @@ impl Env {
             #[cfg(feature = "tls")]
             handshake_ticks: config.handshake_timeout.map_or(0, ticks),
             idle_ms: idle_ms(config.idle_timeout),
+            skip_linger: config.lingering_close == crate::config::LingeringClose::WhenUnread,
             config,
             clock: Clock::new(),
             handle,

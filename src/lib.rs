@@ -292,7 +292,7 @@ mod timer;
 mod transport;
 
 pub use close::{CloseReason, TlsAlert};
-pub use config::{Config, Keepalive};
+pub use config::{Config, Keepalive, LingeringClose};
 pub use conn::{Conn, ConnId};
 pub use connect::Connector;
 pub use counters::{CloseKind, Counters, Side};

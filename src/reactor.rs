@@ -449,6 +449,10 @@ impl<H: Handler> Reactor<H> {
         if hangup {
             core.st.set(Flag::HUP_HINT, true);
         }
+        if event.is_readable() {
+            // Input came: unread until a read finds the socket empty again.
+            core.st.set(Flag::INPUT_DRAINED, false);
+        }
         if core.st.phase() == Phase::Connecting {
             #[cfg(feature = "tls")]
             let opened = if core.st.has(Flag::TLS) {

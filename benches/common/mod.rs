@@ -60,6 +60,14 @@ pub fn make_mode(name: &str, mode: Mode) -> Box<dyn Server> {
                 .close_latency(true),
             echo,
         )),
+        // Closing first without the wait for the peer's FIN when the last
+        // read found the socket empty (issue 18's opt-in).
+        "hangup+when-unread" => Box::new(Hangup::with_config(
+            Config::default()
+                .listen_backlog(BACKLOG as u32)
+                .lingering_close(hangup::LingeringClose::WhenUnread),
+            echo,
+        )),
         "mio" => Box::new(RawMio::new(echo)),
         "tokio" => Box::new(Tokio::new(echo)),
         other => panic!("unknown implementation {other}"),

@@ -56,6 +56,8 @@ enum Step {
     Connected,
     ConnectFailed(io::ErrorKind),
     Data,
+    /// A read found the socket empty, under `LingeringClose::WhenUnread`.
+    Drained,
     Eof,
     ReadError(io::ErrorKind),
     WriteError(io::ErrorKind),
@@ -92,7 +94,14 @@ fn gen_step(rng: &mut fastrand::Rng) -> Step {
         20 | 21 => Step::Connected,
         22 => Step::ConnectFailed(ERRORS[rng.usize(..ERRORS.len())]),
         0..=6 => Step::Calls((0..rng.usize(1..=4)).map(|_| gen_call(rng)).collect()),
-        7 | 8 => Step::Data,
+        7 => Step::Data,
+        8 => {
+            if rng.bool() {
+                Step::Drained
+            } else {
+                Step::Data
+            }
+        }
         9 => Step::Eof,
         10 => Step::ReadError(ERRORS[rng.usize(..ERRORS.len())]),
         11 => Step::WriteError(ERRORS[rng.usize(..ERRORS.len())]),
@@ -131,6 +140,9 @@ struct Model {
     abortive: bool,
     /// A TLS handshake (not a TCP connect) is what Connecting waits for.
     tls: bool,
+    /// `LingeringClose::WhenUnread`: the last read found the socket empty
+    /// and no input came since; a close need not wait for the peer's FIN.
+    input_drained: bool,
 }
 
 impl Model {
@@ -155,6 +167,7 @@ impl Model {
             close_at: 0,
             cause: None,
             abortive: false,
+            input_drained: false,
         }
     }
 
@@ -202,7 +215,7 @@ impl Model {
                 self.fin_pending = false;
                 self.idle_at = 0;
                 self.deadline = 0;
-                if self.pending == 0 && self.peer_fin {
+                if self.pending == 0 && (self.peer_fin || self.input_drained) {
                     self.phase = Phase::Done;
                 } else {
                     self.close_at = now + CLOSE;
@@ -357,6 +370,7 @@ impl Run {
                 r.st.pause();
                 if matches!(m.phase, Phase::Open | Phase::Connecting) {
                     m.paused = true;
+                    m.input_drained = false;
                 }
             }
             Call::Resume => {
@@ -428,14 +442,26 @@ impl Run {
                 }
             }
             Step::Data => {
+                // conn_event: a readable event means input is unread again;
                 // read_ready: read while may_read; deliver (and re-arm idle) while open.
                 let r = &mut self.real;
+                r.st.set(Flag::INPUT_DRAINED, false);
+                self.model.input_drained = false;
                 if r.st.may_read() && r.st.is_open() {
                     r.st.heard_from_peer(now);
                 }
                 let m = &mut self.model;
                 if m.readable() && m.phase == Phase::Open && m.idle_ms != 0 {
                     m.idle_at = now + u64::from(m.idle_ms) + 1;
+                }
+            }
+            Step::Drained => {
+                // read_ready under WhenUnread: a short read or WouldBlock.
+                if self.real.st.may_read() {
+                    self.real.st.set(Flag::INPUT_DRAINED, true);
+                }
+                if self.model.readable() {
+                    self.model.input_drained = true;
                 }
             }
             Step::Eof => {
@@ -500,7 +526,9 @@ impl Run {
                     m.pending -= k.min(m.pending);
                     if m.pending == 0 {
                         match m.phase {
-                            Phase::Flushing if m.peer_fin => m.phase = Phase::Done,
+                            Phase::Flushing if m.peer_fin || m.input_drained => {
+                                m.phase = Phase::Done
+                            }
                             Phase::Flushing => m.phase = Phase::Draining,
                             _ => m.drained(),
                         }

@@ -73,12 +73,20 @@ impl Flag {
     pub(crate) const IDLE: Flag = Flag(1 << 10);
     /// Read TCP_INFO just before the descriptor closes (the close record).
     pub(crate) const TCP_INFO: Flag = Flag(1 << 11);
+    /// The last read found the socket empty (a short read or `WouldBlock`)
+    /// and no readable event came since, and the reactor's
+    /// [`LingeringClose`](crate::LingeringClose) allows skipping the wait for
+    /// the peer's FIN: a close may then end as soon as its output is
+    /// handed to the kernel. Only the reactor's read path sets it; a
+    /// readable event, a pause and a drain's close clear it.
+    pub(crate) const INPUT_DRAINED: Flag = Flag(1 << 14);
     /// A TLS connection: while Connecting, its handshake is under way.
     pub(crate) const TLS: Flag = Flag(1 << 15);
 }
 
-/// Bits 12-14 of the flags: the phase a connection ended in (set as it
-/// becomes Done; see [`State::end_phase`]).
+/// Bits 12-13 of the flags: the phase a connection ended in (set as it
+/// becomes Done; see [`State::end_phase`]): 0 open, 1 connecting,
+/// 2 flushing, 3 waiting for the peer's FIN.
 const END_SHIFT: u16 = 12;
 
 /// Flags only the state machine itself may change: they record what the
@@ -187,10 +195,10 @@ impl State {
             if phase == Phase::Done {
                 // Keep the phase it ended in, for the close record.
                 let code = match self.phase {
+                    Phase::Open => 0,
                     Phase::Connecting => 1,
-                    Phase::Open => 2,
-                    Phase::Flushing => 3,
-                    Phase::Draining | Phase::Done => 4,
+                    Phase::Flushing => 2,
+                    Phase::Draining | Phase::Done => 3,
                 };
                 self.flags |= code << END_SHIFT;
             }
@@ -265,10 +273,10 @@ impl State {
     /// The phase the connection ended in (once Done): connecting, open
     /// (with who had half-closed), flushing, or waiting for the peer's FIN.
     pub(crate) fn end_phase(&self) -> EndPhase {
-        match (self.flags >> END_SHIFT) & 0x7 {
+        match (self.flags >> END_SHIFT) & 0x3 {
             1 => EndPhase::Connecting,
-            3 => EndPhase::Flushing,
-            4 => EndPhase::WaitingForPeerFin,
+            2 => EndPhase::Flushing,
+            3 => EndPhase::WaitingForPeerFin,
             _ if self.has(Flag::PEER_FIN) => EndPhase::PeerHalfClosed,
             _ if self.has_any(Flag::WRITE_CLOSED, Flag::FIN_PENDING) => EndPhase::WeHalfClosed,
             _ => EndPhase::Open,
@@ -383,6 +391,9 @@ impl State {
             return Action::None;
         }
         self.note_code(DRAINED);
+        // A drain's close always lingers: its FIN may cross a request the
+        // peer is sending right now (DESIGN-NOTES, nginx PR #437).
+        self.put(Flag::INPUT_DRAINED, false);
         self.request_close(has_pending, close_deadline)
     }
 
@@ -465,8 +476,12 @@ impl State {
 
     /// All queued output was written while closing.
     pub(crate) fn flushed(&mut self) -> Action {
-        if self.has(Flag::PEER_FIN) {
+        if self.has_any(Flag::PEER_FIN, Flag::INPUT_DRAINED) {
             // Nothing unread can follow a FIN: close(2) sends ours cleanly.
+            // Nor, as far as anything here can know, when the last read
+            // found the socket empty and the policy allows not waiting
+            // (LingeringClose::WhenUnread): close(2) sends the output,
+            // then our FIN, unless input arrives after all.
             self.set_phase(Phase::Done);
             Action::None
         } else {
@@ -606,6 +621,8 @@ impl State {
     pub(crate) fn pause(&mut self) {
         if matches!(self.phase, Phase::Open | Phase::Connecting) {
             self.put(Flag::PAUSED, true);
+            // Input may come while nothing reads it.
+            self.put(Flag::INPUT_DRAINED, false);
         }
     }
 

@@ -121,6 +121,15 @@ pub(super) fn read_ready<H: Handler>(
                     }
                 }
                 let hint = core.st.has(Flag::HUP_HINT);
+                // A short read drained the socket (Linux); a TLS read's
+                // length says nothing of it.
+                let asked = if tls { n } else { buf.len() };
+                if env.skip_linger {
+                    core.st.set(
+                        Flag::INPUT_DRAINED,
+                        crate::sys::SHORT_READ_DRAINS && n < asked && !hint,
+                    );
+                }
                 if core.st.is_open() {
                     if core.st.has_idle_timeout() {
                         core.st.heard_from_peer(env.clock.now());
@@ -132,7 +141,6 @@ pub(super) fn read_ready<H: Handler>(
                 }
                 // A short TLS read says nothing of the socket: read on
                 // until the socket would block.
-                let asked = if tls { n } else { buf.len() };
                 match after_data(n, asked, total, budget, hint) {
                     AfterData::Continue => {}
                     AfterData::Drained => return,
@@ -164,6 +172,9 @@ pub(super) fn read_ready<H: Handler>(
             }
             ReadOutcome::WouldBlock => {
                 core.st.set(Flag::HUP_HINT, false);
+                if env.skip_linger {
+                    core.st.set(Flag::INPUT_DRAINED, true);
+                }
                 return;
             }
             ReadOutcome::Interrupted => {}

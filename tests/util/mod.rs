@@ -79,6 +79,9 @@ pub struct Script {
     pub abort_on: Option<u8>,
     /// Close gracefully when data contains this byte.
     pub close_on: Option<u8>,
+    /// On the first data, write this many bytes and close (the server
+    /// closes first, as an HTTP/1.0 server does).
+    pub reply_close: Option<usize>,
     /// Pause reading after the first data.
     pub pause_after_first: bool,
     /// Idle timeout override set in `on_open`.
@@ -127,6 +130,17 @@ impl Handler for Rec {
             return;
         }
         if self.script.close_on.is_some_and(|b| data.contains(&b)) {
+            conn.close();
+            return;
+        }
+        if let Some(n) = self.script.reply_close {
+            let chunk = vec![b'y'; 64 * 1024];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(chunk.len());
+                conn.write(&chunk[..k]);
+                left -= k;
+            }
             conn.close();
             return;
         }
