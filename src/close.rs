@@ -198,6 +198,7 @@ impl CloseReason {
     /// [`ConnectFailed`](CloseReason::ConnectFailed) give their own errno on
     /// every platform (`None` for `connect_timeout`, which no errno caused).
     /// Reasons that no errno caused give `None`.
+    #[inline]
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
             CloseReason::Reset => ECONNRESET,

@@ -37,6 +37,7 @@ pub(crate) struct OutBuf {
 }
 
 impl OutBuf {
+    #[inline]
     pub(crate) fn pending(&self) -> usize {
         self.buf.len() - self.pos
     }
@@ -54,6 +55,7 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    #[inline]
     pub(crate) fn pending(&self) -> usize {
         self.out.as_ref().map_or(0, |o| o.pending())
     }
@@ -92,6 +94,7 @@ impl Core {
     }
 
     /// Carries out an [`Action`] from the state machine.
+    #[inline]
     pub(crate) fn act(&mut self, action: Action) {
         if action == Action::ShutdownWrite {
             if let Err(e) = self.stream.shutdown_write() {
@@ -188,6 +191,7 @@ impl Core {
     }
 
     /// `Conn::close`.
+    #[inline]
     pub(crate) fn close(&mut self, env: &Env) {
         let has_pending = self.pending() > 0;
         let action = self

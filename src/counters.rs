@@ -72,6 +72,7 @@ impl CloseKind {
     ];
 
     /// The kind of `reason`.
+    #[inline]
     pub fn of(reason: &CloseReason) -> CloseKind {
         match reason {
             CloseReason::PeerClosed => CloseKind::PeerClosed,
@@ -121,6 +122,7 @@ impl Side {
     /// The side `reason` names. A `ConnectFailed` is the timer's when
     /// [`Config::connect_timeout`](crate::Config::connect_timeout) passed
     /// (kind `TimedOut`, no errno), the peer's otherwise. Pure.
+    #[inline]
     pub fn of(reason: &CloseReason) -> Side {
         match reason {
             CloseReason::PeerClosed
@@ -234,6 +236,7 @@ impl Counters {
     }
 
     /// All peers turned away at accept.
+    #[inline]
     pub fn rejected(&self) -> u64 {
         self.rejected_limit
             + self.rejected_descriptors

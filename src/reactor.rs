@@ -446,13 +446,43 @@ impl<H: Handler> Reactor<H> {
             return;
         };
         let hangup = event.is_read_closed() || event.is_error();
-        if hangup {
-            core.st.set(Flag::HUP_HINT, true);
+        let readable = event.is_readable();
+        // Input came: unread until a read finds the socket empty again.
+        core.st.note_event(hangup, readable);
+        if core.st.phase() != Phase::Open || (event.is_writable() && core.out.is_some()) {
+            return self.conn_event_rest(id, event, hangup);
         }
-        if event.is_readable() {
-            // Input came: unread until a read finds the socket empty again.
-            core.st.set(Flag::INPUT_DRAINED, false);
+        // Open, nothing to write: the common case, with one lookup.
+        if core.st.may_read() {
+            if readable || hangup {
+                read_ready(
+                    &mut self.handlers,
+                    &mut self.table,
+                    &mut self.read_buf,
+                    &self.env,
+                    id,
+                );
+            }
+        } else if event.is_error() || event.is_write_closed() {
+            Self::take_socket_error(core);
         }
+        self.after(id);
+    }
+
+    /// Not reading (paused, or after the peer's FIN): the error flag is only
+    /// a hint, `SO_ERROR` says what happened.
+    fn take_socket_error(core: &mut crate::conn::Core) {
+        match core.stream.take_error() {
+            Ok(Some(e)) | Err(e) => core.st.fail(reason_from_error(e)),
+            Ok(None) => {}
+        }
+    }
+
+    /// An event on a connection that is connecting, closing, or has output
+    /// to flush.
+    #[inline(never)]
+    fn conn_event_rest(&mut self, id: ConnId, event: &Event, hangup: bool) {
+        let core = self.table.cores.live_mut(id);
         if core.st.phase() == Phase::Connecting {
             #[cfg(feature = "tls")]
             let opened = if core.st.has(Flag::TLS) {
@@ -482,12 +512,7 @@ impl<H: Handler> Reactor<H> {
                 read_ready(handlers, table, &mut self.read_buf, env, id);
             }
         } else if core.st.phase() != Phase::Done && (event.is_error() || event.is_write_closed()) {
-            // Not reading (paused, or after the peer's FIN): the error flag is
-            // only a hint, SO_ERROR says what happened.
-            match core.stream.take_error() {
-                Ok(Some(e)) | Err(e) => core.st.fail(reason_from_error(e)),
-                Ok(None) => {}
-            }
+            Self::take_socket_error(core);
         }
         self.after(id);
     }

@@ -67,6 +67,7 @@ impl Peer {
     }
 
     /// Whether this is a Unix-domain peer.
+    #[inline]
     pub fn is_unix(&self) -> bool {
         matches!(self, Peer::Unix)
     }
@@ -102,6 +103,7 @@ pub(crate) struct Stream(Socket);
 
 impl Stream {
     /// A connected, non-blocking stream socket.
+    #[inline]
     pub(crate) fn from_fd(fd: OwnedFd) -> Stream {
         Stream(Socket::from(fd))
     }

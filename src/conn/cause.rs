@@ -63,6 +63,7 @@ pub(super) fn split_cause(r: CloseReason) -> (u8, Option<io::Error>) {
     }
 }
 
+#[inline]
 pub(super) fn join_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
     let lost = || io::Error::other("cause lost");
     Some(match code {

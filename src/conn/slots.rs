@@ -120,17 +120,6 @@ impl<T> Slots<T> {
         self.slab.len()
     }
 
-    /// The id the next `insert` will get.
-    pub(crate) fn next_id(&self) -> ConnId {
-        let index = self.slab.vacant_key();
-        let gen = self.gens.get(index).copied().unwrap_or(0);
-        ConnId {
-            reactor: self.reactor,
-            index: index as u32,
-            gen,
-        }
-    }
-
     #[inline]
     pub(crate) fn insert(&mut self, value: T) -> (ConnId, &mut T) {
         let entry = self.slab.vacant_entry();
@@ -161,6 +150,28 @@ impl<T> Slots<T> {
             return None;
         }
         self.slab.get(id.index as usize)
+    }
+
+    /// The connection `id` names, known to be current: the reactor looked it
+    /// up (generation checked) earlier in the same event or callback, and
+    /// nothing removes a connection until that returns (only the reactor's
+    /// `finish` does, outside every callback). Skips the generation check
+    /// (kept in debug builds).
+    #[inline]
+    pub(crate) fn live_mut(&mut self, id: ConnId) -> &mut T {
+        debug_assert!(self.is_current(id), "{id:?} is not current");
+        self.slab
+            .get_mut(id.index as usize)
+            .expect("a connection looked up in this event is still there")
+    }
+
+    /// [`live_mut`](Slots::live_mut), shared.
+    #[inline]
+    pub(crate) fn live(&self, id: ConnId) -> &T {
+        debug_assert!(self.is_current(id), "{id:?} is not current");
+        self.slab
+            .get(id.index as usize)
+            .expect("a connection looked up in this event is still there")
     }
 
     /// The live id at slot `index`, if any.

@@ -134,6 +134,7 @@ pub(crate) struct State {
 }
 
 impl State {
+    #[inline]
     pub(crate) fn new(idle_ms: u32) -> State {
         State {
             deadline_at: 0,
@@ -171,6 +172,18 @@ impl State {
         self.flags & (a.0 | b.0) != 0
     }
 
+    /// An event came: a hang-up or error flag sets the hint; a readable
+    /// one means input is unread until a read finds the socket empty again.
+    #[inline]
+    pub(crate) fn note_event(&mut self, hangup: bool, readable: bool) {
+        if hangup {
+            self.flags |= Flag::HUP_HINT.0;
+        }
+        if readable {
+            self.flags &= !Flag::INPUT_DRAINED.0;
+        }
+    }
+
     /// Sets or clears one of the reactor's bookkeeping flags (hints,
     /// registration, ready list). The flags that decide the phase change
     /// only through the transitions below.
@@ -189,9 +202,12 @@ impl State {
         }
     }
 
+    #[inline]
     fn set_phase(&mut self, phase: Phase) {
         if self.phase != phase {
-            log::trace!("state={}=>{}", self.phase, phase);
+            if log::log_enabled!(log::Level::Trace) {
+                log_transition(self.phase, phase);
+            }
             if phase == Phase::Done {
                 // Keep the phase it ended in, for the close record.
                 let code = match self.phase {
@@ -237,6 +253,7 @@ impl State {
 
     /// The reason to report, once Done: the cause, or `Local` if none was
     /// recorded.
+    #[inline]
     pub(crate) fn take_reason(&mut self) -> CloseReason {
         debug_assert_eq!(self.phase, Phase::Done);
         let code = std::mem::replace(&mut self.cause, NO_CAUSE);
@@ -272,6 +289,7 @@ impl State {
 
     /// The phase the connection ended in (once Done): connecting, open
     /// (with who had half-closed), flushing, or waiting for the peer's FIN.
+    #[inline]
     pub(crate) fn end_phase(&self) -> EndPhase {
         match (self.flags >> END_SHIFT) & 0x3 {
             1 => EndPhase::Connecting,
@@ -436,6 +454,7 @@ impl State {
     }
 
     /// Everything queued was written while open: a pending FIN goes now.
+    #[inline]
     pub(crate) fn drained(&mut self) -> Action {
         if self.phase == Phase::Open && self.has(Flag::FIN_PENDING) {
             self.put(Flag::FIN_PENDING, false);
@@ -449,6 +468,7 @@ impl State {
     /// After `on_read_closed`: if this side half-closed too, both directions
     /// are done and the connection closes (as `close()` would: a queued
     /// output is flushed first).
+    #[inline]
     pub(crate) fn after_read_closed(
         &mut self,
         has_pending: bool,
@@ -475,6 +495,7 @@ impl State {
     }
 
     /// All queued output was written while closing.
+    #[inline]
     pub(crate) fn flushed(&mut self) -> Action {
         if self.has_any(Flag::PEER_FIN, Flag::INPUT_DRAINED) {
             // Nothing unread can follow a FIN: close(2) sends ours cleanly.
@@ -513,6 +534,7 @@ impl State {
     }
 
     /// The earliest timer that matters in this phase, in ticks; 0 if none.
+    #[inline]
     pub(crate) fn next_timer(&self) -> u64 {
         match self.phase {
             Phase::Open => match (self.idle_at, self.deadline_at) {
@@ -581,6 +603,7 @@ impl State {
 
     /// Bytes arrived at `now`: push the idle timer back. No syscall, no
     /// allocation: the timer wheel is told only if the time moved earlier.
+    #[inline]
     pub(crate) fn heard_from_peer(&mut self, now: u64) {
         if self.has_idle_timeout() {
             self.idle_at = now + u64::from(self.idle_ms) + 1;
@@ -633,6 +656,14 @@ impl State {
             self.put(Flag::MORE_TO_READ, true);
         }
     }
+}
+
+/// `state=Open=>Flushing`, at trace level: out of the way of the
+/// transitions themselves.
+#[cold]
+#[inline(never)]
+fn log_transition(from: Phase, to: Phase) {
+    log::trace!("state={from}=>{to}");
 }
 
 /// Converts a duration to whole ticks (milliseconds), rounding up.

@@ -106,18 +106,12 @@ impl Conn<'_> {
     /// while a `Conn` for it exists.
     #[inline]
     fn core(&mut self) -> &mut Core {
-        self.table
-            .cores
-            .get_mut(self.id)
-            .expect("a Conn names a live connection")
+        self.table.cores.live_mut(self.id)
     }
 
     #[inline]
     fn peek(&self) -> &Core {
-        self.table
-            .cores
-            .get(self.id)
-            .expect("a Conn names a live connection")
+        self.table.cores.live(self.id)
     }
 
     /// This connection's id: `Copy + Eq + Hash + Debug`, never reused while a
@@ -189,7 +183,7 @@ impl Conn<'_> {
             cores, bytes_out, ..
         } = &mut *self.table;
         let before = *bytes_out;
-        let core = cores.get_mut(id).expect("a Conn names a live connection");
+        let core = cores.live_mut(id);
         core.write(data, max, id, bytes_out);
         if self.table.recs.is_some() {
             let sent = self.table.bytes_out - before;

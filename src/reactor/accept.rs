@@ -504,23 +504,13 @@ impl<H: Handler> Reactor<H> {
     /// Opens an accepted connection with listener `li`'s factory, or the
     /// adopt factory for `None`: options, registration, handler, `on_open`.
     /// Its id, unless it was turned away.
-    fn open(&mut self, li: Option<usize>, mut stream: Stream, peer: Peer) -> Option<ConnId> {
+    fn open(&mut self, li: Option<usize>, stream: Stream, peer: Peer) -> Option<ConnId> {
         if self.socket_options && !peer.is_unix() {
             if let Err(e) = sys::apply_socket_options(&stream.sock_ref(), &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
                 self.counters.rejected_other += 1;
                 return None;
             }
-        }
-        let id = self.table.cores.next_id();
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, id.token(), Interest::READABLE)
-        {
-            log::warn!("turning {peer} away: register failed: {e}");
-            self.counters.rejected_other += 1;
-            return None;
         }
         #[cfg(feature = "tls")]
         let session = match self.tls_session_for(li) {
@@ -535,14 +525,6 @@ impl<H: Handler> Reactor<H> {
         let handshaking = session.is_some();
         #[cfg(not(feature = "tls"))]
         let handshaking = false;
-        let factory = match li {
-            Some(li) => &mut self.listeners[li].factory,
-            None => self.adopt_factory.as_mut().expect("checked by adopt"),
-        };
-        let Some(handler) = guarded("the factory", id, || factory(peer)) else {
-            self.counters.rejected_factory += 1;
-            return None;
-        };
         let st = if handshaking {
             #[cfg(feature = "tls")]
             let st = self.handshaking_state();
@@ -557,14 +539,33 @@ impl<H: Handler> Reactor<H> {
             }
             st
         };
-        let core = Core {
+        // In the table first: the slot gives the id (and the token) at once.
+        let (id, core) = self.table.cores.insert(Core {
             stream,
             peer,
             st,
             out: None,
+        });
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut core.stream, id.token(), Interest::READABLE)
+        {
+            log::warn!("turning {peer} away: register failed: {e}");
+            self.counters.rejected_other += 1;
+            self.table.cores.remove(id);
+            return None;
+        }
+        let factory = match li {
+            Some(li) => &mut self.listeners[li].factory,
+            None => self.adopt_factory.as_mut().expect("checked by adopt"),
         };
-        let (got, _) = self.table.cores.insert(core);
-        debug_assert_eq!(got, id);
+        let Some(handler) = guarded("the factory", id, || factory(peer)) else {
+            self.counters.rejected_factory += 1;
+            // Closing the socket also takes it out of epoll.
+            self.table.cores.remove(id);
+            return None;
+        };
         #[cfg(feature = "tls")]
         if let Some(session) = session {
             self.table.tls_put(id, session);

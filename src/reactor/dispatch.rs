@@ -82,9 +82,8 @@ pub(super) fn read_ready<H: Handler>(
     let budget = env.config.read_budget;
     let mut total = 0usize;
     loop {
-        let Some(core) = table.cores.get_mut(id) else {
-            return;
-        };
+        // The caller looked the connection up; callbacks remove none.
+        let core = table.cores.live_mut(id);
         if !core.st.may_read() {
             if core.st.has(Flag::PAUSED) {
                 // Data may be left in the kernel: read it on resume.
@@ -145,9 +144,7 @@ pub(super) fn read_ready<H: Handler>(
                     AfterData::Continue => {}
                     AfterData::Drained => return,
                     AfterData::Yield => {
-                        if let Some(core) = table.cores.get_mut(id) {
-                            core.st.set(Flag::MORE_TO_READ, true);
-                        }
+                        table.cores.live_mut(id).st.set(Flag::MORE_TO_READ, true);
                         return;
                     }
                 }
@@ -159,8 +156,10 @@ pub(super) fn read_ready<H: Handler>(
                     deliver(handlers, table, env, id, "on_read_closed", |h, c| {
                         h.on_read_closed(c)
                     });
-                    if let Some(core) = table.cores.get_mut(id) {
-                        // Both directions done if this side half-closed too.
+                    let core = table.cores.live_mut(id);
+                    // Both directions done if this side half-closed too
+                    // (nothing to do if the handler closed already).
+                    if core.st.is_open() {
                         let has_pending = core.pending() > 0;
                         let action = core
                             .st
