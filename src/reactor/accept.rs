@@ -7,10 +7,12 @@ use std::path::Path;
 
 use mio::{Interest, Token};
 
-use super::{deliver, guarded, open_spare, tcp_factory, Factory, Listener, Reactor, ACCEPT_RETRY};
-use crate::conn::{ticks, ConnId, Core, State, LISTENER_BIT};
+use super::{guarded, open_spare, tcp_factory, Factory, Listener, Reactor, ACCEPT_RETRY};
+use crate::close::CloseReason;
+use crate::conn::{ticks, Conn, ConnId, Core, State, LISTENER_BIT};
 use crate::error::{named, NotTcp};
 use crate::handler::Handler;
+use crate::record::LifecycleEvent;
 use crate::sys;
 use crate::transport::{self, unix, ListenAddr, Peer, Stream, UnixListenOptions};
 
@@ -575,18 +577,22 @@ impl<H: Handler> Reactor<H> {
             let now = self.env.clock.now();
             self.table.start_rec(id, now, !handshaking);
         }
-        self.put_handler(id, handler);
         log::trace!("conn {id}: open from {peer}");
+        let mut handler = handler;
         if !handshaking {
-            deliver(
-                &mut self.handlers,
-                &mut self.table,
-                &self.env,
+            // on_open before the handler joins the others: no lookup for it,
+            // and the connection is known to be open.
+            let mut conn = Conn {
                 id,
-                "on_open",
-                |h, c| h.on_open(c),
-            );
+                table: &mut self.table,
+                env: &self.env,
+            };
+            if guarded("on_open", id, || handler.on_open(&mut conn)).is_none() {
+                self.table.cores.live_mut(id).st.fail(CloseReason::Panicked);
+                self.table.note(id, LifecycleEvent::Panicked);
+            }
         }
+        self.put_handler(id, handler);
         self.after(id);
         if self.drain.is_some() {
             // Taken in while a drain settles its listeners, or handed off by
