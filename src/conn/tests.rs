@@ -315,3 +315,91 @@ fn ticks_round_up() {
     assert_eq!(ticks(Duration::ZERO), 0);
     assert!(ticks(Duration::MAX) > 1 << 40);
 }
+
+// Tests for LingeringClose::WhenUnread: the INPUT_DRAINED flag.
+
+/// An open connection whose last read found the socket empty, as the read
+/// path marks it under `WhenUnread`.
+fn state_open_drained() -> State {
+    let mut s = state_open();
+    s.set(Flag::INPUT_DRAINED, true);
+    s
+}
+
+#[test]
+fn close_after_a_drained_read_skips_the_wait_for_the_fin() {
+    let mut s = state_open_drained();
+    assert_eq!(s.request_close(false, || 150), Action::None, "no shutdown");
+    assert_eq!(s.phase(), Phase::Done);
+    assert_eq!(name(&s), "Local");
+    assert_eq!(s.end_phase(), crate::record::EndPhase::Open);
+    assert_eq!(s.next_timer(), 0, "no close timeout left armed");
+}
+
+#[test]
+fn close_after_a_drained_read_still_flushes_first() {
+    let mut s = state_open_drained();
+    assert_eq!(s.request_close(true, || 150), Action::None);
+    assert_eq!(s.phase(), Phase::Flushing, "queued output goes out first");
+    assert_eq!(s.next_timer(), 150, "under the close timeout");
+    assert_eq!(s.flushed(), Action::None, "then no shutdown, no wait");
+    assert_eq!(s.phase(), Phase::Done);
+    assert_eq!(s.end_phase(), crate::record::EndPhase::Flushing);
+}
+
+#[test]
+fn input_that_came_since_makes_close_linger() {
+    let mut s = state_open_drained();
+    s.note_event(false, true); // a readable event
+    assert_eq!(s.request_close(false, || 150), Action::ShutdownWrite);
+    assert_eq!(s.phase(), Phase::Draining);
+    assert_eq!(
+        s.end_phase(),
+        crate::record::EndPhase::Open,
+        "not ended yet"
+    );
+}
+
+#[test]
+fn a_hang_up_event_alone_keeps_the_drained_mark() {
+    // EPOLLRDHUP without EPOLLIN: no input came, the FIN read follows.
+    let mut s = state_open_drained();
+    s.note_event(true, false);
+    assert!(s.has(Flag::INPUT_DRAINED));
+    assert!(s.has(Flag::HUP_HINT));
+}
+
+#[test]
+fn pausing_forgets_that_input_was_drained() {
+    let mut s = state_open_drained();
+    s.pause();
+    s.resume();
+    assert_eq!(s.request_close(false, || 150), Action::ShutdownWrite);
+    assert_eq!(s.phase(), Phase::Draining);
+}
+
+#[test]
+fn a_drain_always_lingers() {
+    // Its FIN may cross a request the peer is sending (nginx PR #437).
+    let mut s = state_open_drained();
+    assert_eq!(s.request_drain_close(false, || 150), Action::ShutdownWrite);
+    assert_eq!(s.phase(), Phase::Draining);
+    assert_eq!(name(&s), "Drained");
+}
+
+#[test]
+fn end_phases_fit_two_bits_beside_the_flag() {
+    // Bits 12-13 hold the end phase; bit 14 (INPUT_DRAINED) is apart.
+    use crate::record::EndPhase;
+    let mut s = state_flushing();
+    s.set(Flag::INPUT_DRAINED, false);
+    s.fail(CloseReason::Shutdown);
+    assert_eq!(s.end_phase(), EndPhase::Flushing);
+    let mut s = state_draining();
+    s.set(Flag::INPUT_DRAINED, true);
+    assert!(!s.eof());
+    assert_eq!(s.end_phase(), EndPhase::WaitingForPeerFin);
+    let mut s = State::connecting(0, 100);
+    s.fail(CloseReason::Shutdown);
+    assert_eq!(s.end_phase(), EndPhase::Connecting);
+}

@@ -220,7 +220,11 @@ impl Conn<'_> {
     /// discards input until the peer's FIN (or
     /// [`Config::close_timeout`]) before closing the socket, so that the
     /// kernel does not answer late input with a reset that would destroy
-    /// output still in flight. No more `on_data` after this; `on_close`
+    /// output still in flight. After the peer's FIN there is nothing to
+    /// wait for: the socket closes once the output is out. Under
+    /// [`LingeringClose::WhenUnread`](crate::LingeringClose::WhenUnread) the
+    /// wait is also skipped when the last read found the socket empty (see
+    /// its risk). No more `on_data` after this; `on_close`
     /// follows when the socket is closed, with [`CloseReason::Local`] unless
     /// an earlier cause (such as the peer's FIN) was seen.
     ///
