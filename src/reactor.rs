@@ -159,19 +159,27 @@ impl<H: Handler> fmt::Debug for Reactor<H> {
 }
 
 /// Calls `f`, catching a panic. `None` if it panicked.
+#[inline]
 fn guarded<R>(what: &str, id: impl fmt::Display, f: impl FnOnce() -> R) -> Option<R> {
     match panic::catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
-                .unwrap_or("non-string payload");
-            log::error!("{id}: panicked in {what}: {msg}");
+            report_panic(what, &id, p);
             None
         }
     }
+}
+
+/// Logs a handler's panic: out of the way of the calls that did not panic.
+#[cold]
+#[inline(never)]
+fn report_panic(what: &str, id: &dyn fmt::Display, p: Box<dyn std::any::Any + Send>) {
+    let msg = p
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str()))
+        .unwrap_or("non-string payload");
+    log::error!("{id}: panicked in {what}: {msg}");
 }
 
 impl<H: Handler> Reactor<H> {
@@ -466,7 +474,7 @@ impl<H: Handler> Reactor<H> {
         } else if event.is_error() || event.is_write_closed() {
             Self::take_socket_error(core);
         }
-        self.after(id);
+        self.after_live(id);
     }
 
     /// Not reading (paused, or after the peer's FIN): the error flag is only
@@ -595,6 +603,21 @@ impl<H: Handler> Reactor<H> {
     /// After an event or callback touched connection `id`: finish it if
     /// done, bring it up to date if not quiet, and do what the callbacks
     /// left (other connections they touched, connects they started).
+    /// [`after`](Reactor::after) for a connection known to be current (looked
+    /// up in this event; nothing since could end it): no generation check.
+    #[inline]
+    fn after_live(&mut self, id: ConnId) {
+        let st = &self.table.cores.live(id).st;
+        if st.phase() == Phase::Done {
+            self.finish(id);
+        } else if !st.is_quiet() {
+            self.settle(id);
+        }
+        if !self.table.touched.is_empty() || !self.table.started.is_empty() {
+            self.after_callbacks();
+        }
+    }
+
     #[inline]
     fn after(&mut self, id: ConnId) {
         if let Some(core) = self.table.cores.get(id) {

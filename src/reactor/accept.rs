@@ -593,7 +593,7 @@ impl<H: Handler> Reactor<H> {
             }
         }
         self.put_handler(id, handler);
-        self.after(id);
+        self.after_live(id);
         if self.drain.is_some() {
             // Taken in while a drain settles its listeners, or handed off by
             // a group's acceptor from its backlog: served, and told of it.

@@ -35,6 +35,28 @@ pub(super) fn deliver<H: Handler>(
     }
 }
 
+/// [`deliver`] for a connection the caller knows is current and open (it
+/// looked it up in this event, and nothing since could end it): no lookup.
+#[inline]
+pub(super) fn deliver_open<H: Handler>(
+    handlers: &mut [Option<H>],
+    table: &mut Table,
+    env: &Env,
+    id: ConnId,
+    what: &str,
+    f: impl FnOnce(&mut H, &mut Conn<'_>),
+) {
+    debug_assert!(table.cores.get(id).is_some_and(|c| c.st.is_open()));
+    let Some(handler) = handlers.get_mut(id.index()).and_then(Option::as_mut) else {
+        return;
+    };
+    let mut conn = Conn { id, table, env };
+    if guarded(what, id, || f(handler, &mut conn)).is_none() {
+        table.cores.live_mut(id).st.fail(CloseReason::Panicked);
+        table.note(id, Event::Panicked);
+    }
+}
+
 /// Writes queued output after a writable event.
 pub(super) fn write_ready<H: Handler>(
     handlers: &mut [Option<H>],
@@ -134,7 +156,7 @@ pub(super) fn read_ready<H: Handler>(
                         core.st.heard_from_peer(env.clock.now());
                     }
                     let data = &buf[..n];
-                    deliver(handlers, table, env, id, "on_data", |h, c| {
+                    deliver_open(handlers, table, env, id, "on_data", |h, c| {
                         h.on_data(c, data)
                     });
                 }
@@ -153,7 +175,8 @@ pub(super) fn read_ready<H: Handler>(
                 let seen = core.st.eof();
                 table.note(id, Event::PeerFin);
                 if seen {
-                    deliver(handlers, table, env, id, "on_read_closed", |h, c| {
+                    // `seen`: it was open.
+                    deliver_open(handlers, table, env, id, "on_read_closed", |h, c| {
                         h.on_read_closed(c)
                     });
                     let core = table.cores.live_mut(id);
