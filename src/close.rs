@@ -437,6 +437,9 @@ pub(crate) enum ReadOutcome {
     WouldBlock,
     /// A signal interrupted the read; retry it.
     Interrupted,
+    /// The peer's reset (ECONNRESET): the commonest way a read fails, told
+    /// apart from [`Closed`](ReadOutcome::Closed) without looking further.
+    PeerReset,
     /// The connection is dead, for this reason.
     Closed(CloseReason),
 }
@@ -447,6 +450,9 @@ pub(crate) fn classify_read(result: io::Result<usize>) -> ReadOutcome {
     match result {
         Ok(0) => ReadOutcome::Eof,
         Ok(n) => ReadOutcome::Data(n),
+        Err(e) if e.raw_os_error().is_some() && e.raw_os_error() == ECONNRESET => {
+            ReadOutcome::PeerReset
+        }
         Err(e) => match e.kind() {
             io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
             io::ErrorKind::Interrupted => ReadOutcome::Interrupted,
@@ -666,6 +672,18 @@ mod tests {
                 ReadOutcome::Closed(r) => assert_eq!(r.name(), *want),
                 other => panic!("{kind:?} gave {other:?}"),
             }
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn econnreset_on_a_read_is_the_peers_reset_at_once() {
+        let got = classify_read(Err(io::Error::from_raw_os_error(104)));
+        assert!(matches!(got, ReadOutcome::PeerReset), "{got:?}");
+        // Another errno of the same kind goes the general way, to the same name.
+        match classify_read(Err(io::Error::from_raw_os_error(32))) {
+            ReadOutcome::Closed(r) => assert_eq!(r.name(), "Reset"),
+            other => panic!("EPIPE gave {other:?}"),
         }
     }
 

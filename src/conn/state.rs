@@ -273,6 +273,7 @@ impl State {
     /// failure while flushing (a write error, the close timeout, a shutdown)
     /// replaces `Local` or `PeerClosed`: output queued before `close()` was
     /// lost, and that is what ended the connection.
+    #[inline]
     pub(crate) fn fail(&mut self, reason: CloseReason) {
         match self.phase {
             Phase::Done => {

@@ -200,6 +200,11 @@ pub(super) fn read_ready<H: Handler>(
                 return;
             }
             ReadOutcome::Interrupted => {}
+            ReadOutcome::PeerReset => {
+                core.st.fail(CloseReason::Reset);
+                table.note(id, Event::PeerReset);
+                return;
+            }
             ReadOutcome::Closed(reason) => {
                 let e = if reason == CloseReason::Reset {
                     Event::PeerReset
