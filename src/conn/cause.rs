@@ -118,6 +118,7 @@ fn join_tls_cause(code: u8, err: Option<io::Error>) -> Option<CloseReason> {
 }
 
 pub(super) const PEER_CLOSED: u8 = 1;
+pub(super) const RESET: u8 = 2;
 pub(super) const LOCAL: u8 = 6;
 pub(super) const PANICKED: u8 = 10;
 pub(super) const DRAINED: u8 = 13;

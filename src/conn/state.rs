@@ -5,7 +5,9 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use super::cause::{join_cause, split_cause, DRAINED, LOCAL, NO_CAUSE, PANICKED, PEER_CLOSED};
+use super::cause::{
+    join_cause, split_cause, DRAINED, LOCAL, NO_CAUSE, PANICKED, PEER_CLOSED, RESET,
+};
 use crate::close::CloseReason;
 use crate::record::EndPhase;
 
@@ -284,6 +286,22 @@ impl State {
             }
             Phase::Flushing if self.cause != PANICKED => self.replace_cause(reason),
             _ => self.note_cause(reason),
+        }
+        self.set_phase(Phase::Done);
+    }
+
+    /// A read found the peer's reset: [`fail`](State::fail) with
+    /// [`CloseReason::Reset`], without making and taking apart a reason (the
+    /// commonest failure, on the read path).
+    #[inline]
+    pub(crate) fn peer_reset(&mut self) {
+        match self.phase {
+            Phase::Done => return,
+            Phase::Flushing if self.cause != PANICKED => {
+                self.cause = RESET;
+                self.err = None;
+            }
+            _ => self.note_code(RESET),
         }
         self.set_phase(Phase::Done);
     }

@@ -403,3 +403,33 @@ fn end_phases_fit_two_bits_beside_the_flag() {
     s.fail(CloseReason::Shutdown);
     assert_eq!(s.end_phase(), EndPhase::Connecting);
 }
+
+#[test]
+fn peer_reset_is_fail_with_reset_in_every_phase() {
+    // The read path's shortcut must decide exactly as fail(Reset) does.
+    let starts: [(&str, fn() -> State); 6] = [
+        ("open", state_open),
+        ("flushing", state_flushing),
+        ("draining", state_draining),
+        ("connecting", || State::connecting(0, 100)),
+        ("done", || {
+            let mut s = state_open();
+            s.fail(CloseReason::Idle);
+            s
+        }),
+        ("flushing after a panic", || {
+            let mut s = state_flushing();
+            s.fail(CloseReason::Panicked);
+            s
+        }),
+    ];
+    for (what, make) in starts {
+        let (mut a, mut b) = (make(), make());
+        a.fail(CloseReason::Reset);
+        b.peer_reset();
+        assert_eq!(a.phase(), b.phase(), "{what}");
+        assert_eq!(name(&a), name(&b), "{what}");
+        assert_eq!(a.end_phase(), b.end_phase(), "{what}");
+        assert_eq!(a.next_timer(), b.next_timer(), "{what}");
+    }
+}

@@ -201,7 +201,7 @@ pub(super) fn read_ready<H: Handler>(
             }
             ReadOutcome::Interrupted => {}
             ReadOutcome::PeerReset => {
-                core.st.fail(CloseReason::Reset);
+                core.st.peer_reset();
                 table.note(id, Event::PeerReset);
                 return;
             }
