@@ -407,7 +407,8 @@ fn end_phases_fit_two_bits_beside_the_flag() {
 #[test]
 fn peer_reset_is_fail_with_reset_in_every_phase() {
     // The read path's shortcut must decide exactly as fail(Reset) does.
-    let starts: [(&str, fn() -> State); 6] = [
+    type Start = (&'static str, fn() -> State);
+    let starts: [Start; 6] = [
         ("open", state_open),
         ("flushing", state_flushing),
         ("draining", state_draining),
