@@ -463,18 +463,24 @@ impl<H: Handler> Reactor<H> {
         // Open, nothing to write: the common case, with one lookup.
         if core.st.may_read() {
             if readable || hangup {
-                read_ready(
-                    &mut self.handlers,
-                    &mut self.table,
-                    &mut self.read_buf,
-                    &self.env,
-                    id,
-                );
+                self.read_now(id);
             }
         } else if event.is_error() || event.is_write_closed() {
             Self::take_socket_error(core);
         }
         self.after_live(id);
+    }
+
+    /// Reads connection `id` (current, and allowed to read) until drained.
+    #[inline]
+    fn read_now(&mut self, id: ConnId) {
+        read_ready(
+            &mut self.handlers,
+            &mut self.table,
+            &mut self.read_buf,
+            &self.env,
+            id,
+        );
     }
 
     /// Not reading (paused, or after the peer's FIN): the error flag is only
@@ -538,13 +544,7 @@ impl<H: Handler> Reactor<H> {
             };
             core.st.set(Flag::QUEUED, false);
             if core.st.may_read() {
-                read_ready(
-                    &mut self.handlers,
-                    &mut self.table,
-                    &mut self.read_buf,
-                    &self.env,
-                    id,
-                );
+                self.read_now(id);
             }
             self.settle(id);
             self.after_callbacks();

@@ -20,18 +20,8 @@ pub(super) fn deliver<H: Handler>(
     what: &str,
     f: impl FnOnce(&mut H, &mut Conn<'_>),
 ) {
-    if !table.cores.get(id).is_some_and(|c| c.st.is_open()) {
-        return;
-    }
-    let Some(handler) = handlers.get_mut(id.index()).and_then(Option::as_mut) else {
-        return;
-    };
-    let mut conn = Conn { id, table, env };
-    if guarded(what, id, || f(handler, &mut conn)).is_none() {
-        if let Some(core) = table.cores.get_mut(id) {
-            core.st.fail(CloseReason::Panicked);
-        }
-        table.note(id, Event::Panicked);
+    if table.cores.get(id).is_some_and(|c| c.st.is_open()) {
+        deliver_open(handlers, table, env, id, what, f);
     }
 }
 
