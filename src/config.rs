@@ -81,6 +81,11 @@ pub enum LingeringClose {
     /// a one-shot RPC). It saves the `shutdown`, a read and the round trip:
     /// 5 syscalls per accepted connection the server closes first,
     /// against 7 (BENCHMARKS.md, "Closing first").
+    ///
+    /// There is no counterpart of nginx's `lingering_close off` (never
+    /// wait): closing a socket with input unread makes the kernel send a
+    /// reset at once, which destroys whatever output is still in flight,
+    /// every time rather than by a race.
     WhenUnread,
 }
 
