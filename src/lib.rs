@@ -86,8 +86,10 @@
 //!
 //! # Outbound connections, proxies, timers
 //!
-//! [`Reactor::connect`] opens a connection without blocking, following
-//! mio's steps (a writable event, then `SO_ERROR`, then `getpeername`); the
+//! [`Reactor::connect`] opens a connection without blocking (one
+//! `socket(2)` call, non-blocking from the start): a writable event, then
+//! `SO_ERROR`, says how the connect ended (and `getpeername`, where the
+//! wake-up alone does not prove it: not on Linux for a writable event); the
 //! handler gets [`Handler::on_open`] once it is established, or only
 //! `on_close(ConnectFailed(e))`. An error that `connect(2)` returns at once
 //! arrives the same way, on the next turn. From inside a callback, a
