@@ -450,9 +450,8 @@ pub(crate) fn classify_read(result: io::Result<usize>) -> ReadOutcome {
     match result {
         Ok(0) => ReadOutcome::Eof,
         Ok(n) => ReadOutcome::Data(n),
-        Err(e) if e.raw_os_error().is_some() && e.raw_os_error() == ECONNRESET => {
-            ReadOutcome::PeerReset
-        }
+        // (`is_some`: where the errno is unknown, nothing takes this path.)
+        Err(e) if ECONNRESET.is_some() && e.raw_os_error() == ECONNRESET => ReadOutcome::PeerReset,
         Err(e) => match e.kind() {
             io::ErrorKind::WouldBlock => ReadOutcome::WouldBlock,
             io::ErrorKind::Interrupted => ReadOutcome::Interrupted,

@@ -603,6 +603,15 @@ impl<H: Handler> Reactor<H> {
     /// After an event or callback touched connection `id`: finish it if
     /// done, bring it up to date if not quiet, and do what the callbacks
     /// left (other connections they touched, connects they started).
+    #[inline]
+    fn after(&mut self, id: ConnId) {
+        if self.table.cores.get(id).is_some() {
+            self.after_live(id);
+        } else {
+            self.after_callbacks_if_any();
+        }
+    }
+
     /// [`after`](Reactor::after) for a connection known to be current (looked
     /// up in this event; nothing since could end it): no generation check.
     #[inline]
@@ -613,20 +622,11 @@ impl<H: Handler> Reactor<H> {
         } else if !st.is_quiet() {
             self.settle(id);
         }
-        if !self.table.touched.is_empty() || !self.table.started.is_empty() {
-            self.after_callbacks();
-        }
+        self.after_callbacks_if_any();
     }
 
     #[inline]
-    fn after(&mut self, id: ConnId) {
-        if let Some(core) = self.table.cores.get(id) {
-            if core.st.phase() == Phase::Done {
-                self.finish(id);
-            } else if !core.st.is_quiet() {
-                self.settle(id);
-            }
-        }
+    pub(super) fn after_callbacks_if_any(&mut self) {
         if !self.table.touched.is_empty() || !self.table.started.is_empty() {
             self.after_callbacks();
         }

@@ -562,7 +562,7 @@ impl<H: Handler> Reactor<H> {
             Some(li) => &mut self.listeners[li].factory,
             None => self.adopt_factory.as_mut().expect("checked by adopt"),
         };
-        let Some(handler) = guarded("the factory", id, || factory(peer)) else {
+        let Some(mut handler) = guarded("the factory", id, || factory(peer)) else {
             self.counters.rejected_factory += 1;
             // Closing the socket also takes it out of epoll.
             self.table.cores.remove(id);
@@ -578,7 +578,6 @@ impl<H: Handler> Reactor<H> {
             self.table.start_rec(id, now, !handshaking);
         }
         log::trace!("conn {id}: open from {peer}");
-        let mut handler = handler;
         if !handshaking {
             // on_open before the handler joins the others: no lookup for it,
             // and the connection is known to be open.

@@ -127,9 +127,7 @@ impl<H: Handler> Reactor<H> {
             let mut ctx = self.ctx(stopping);
             ctx.record = Some(&record);
             guarded("on_close", id, || handler.on_close_with(reason, &mut ctx));
-            if !self.table.touched.is_empty() || !self.table.started.is_empty() {
-                self.after_callbacks();
-            }
+            self.after_callbacks_if_any();
         }
     }
 }

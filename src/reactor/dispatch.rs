@@ -133,7 +133,7 @@ pub(super) fn read_ready<H: Handler>(
                 }
                 let hint = core.st.has(Flag::HUP_HINT);
                 // A short read drained the socket (Linux); a TLS read's
-                // length says nothing of it.
+                // length says nothing of it: read on until `WouldBlock`.
                 let asked = if tls { n } else { buf.len() };
                 if env.skip_linger {
                     core.st.set(
@@ -150,8 +150,6 @@ pub(super) fn read_ready<H: Handler>(
                         h.on_data(c, data)
                     });
                 }
-                // A short TLS read says nothing of the socket: read on
-                // until the socket would block.
                 match after_data(n, asked, total, budget, hint) {
                     AfterData::Continue => {}
                     AfterData::Drained => return,
