@@ -103,6 +103,29 @@ impl Core {
         }
     }
 
+    /// Writes `data` (not empty) straight to the socket, nothing being
+    /// queued. Returns what the kernel did not take: empty if it took all; the
+    /// rest after a partial write, which most likely filled it (no second
+    /// call just to hear `WouldBlock`). `None` if the write failed: the
+    /// connection ends.
+    #[inline]
+    fn write_now<'d>(&mut self, data: &'d [u8], sent: &mut u64) -> Option<&'d [u8]> {
+        loop {
+            match self.stream.write(data) {
+                Ok(n) => {
+                    *sent += n as u64;
+                    return Some(&data[n..]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(data),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.call_failed(e);
+                    return None;
+                }
+            }
+        }
+    }
+
     /// `Conn::write`: straight to the socket when nothing is queued and the
     /// connection is open, else queued (one copy).
     pub(crate) fn write(
@@ -117,25 +140,9 @@ impl Core {
         }
         let mut data = data;
         if self.out.is_none() && self.st.is_open() {
-            loop {
-                match self.stream.write(data) {
-                    Ok(n) if n == data.len() => {
-                        *sent += n as u64;
-                        return;
-                    }
-                    Ok(n) => {
-                        *sent += n as u64;
-                        data = &data[n..];
-                        // The kernel took part: it is most likely full now.
-                        break;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.call_failed(e);
-                        return;
-                    }
-                }
+            match self.write_now(data, sent) {
+                Some(rest) if !rest.is_empty() => data = rest,
+                _ => return,
             }
         }
         let out = self.out.get_or_insert_with(Default::default);
@@ -167,22 +174,9 @@ impl Core {
         }
         let mut data = data;
         if self.out.is_none() {
-            loop {
-                match self.stream.write(data) {
-                    Ok(n) => {
-                        *sent += n as u64;
-                        data = &data[n..];
-                        if data.is_empty() {
-                            return;
-                        }
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        self.call_failed(e);
-                        return;
-                    }
-                }
+            match self.write_now(data, sent) {
+                Some(rest) if !rest.is_empty() => data = rest,
+                _ => return,
             }
         }
         let out = self.out.get_or_insert_with(Default::default);
