@@ -253,16 +253,22 @@ impl<H: Handler> Reactor<H> {
                     let action = core.st.drained();
                     core.act(action);
                 }
-                if self.env.draining.get() {
-                    // Opened during a drain: it hears of it too.
-                    self.tell_drain(id);
-                }
-                self.table
-                    .cores
-                    .get(id)
-                    .is_some_and(|c| c.st.phase() != Phase::Done)
+                self.opened_and_alive(id)
             }
         }
+    }
+
+    /// The end of an outbound connection's opening (its connect, or its TLS
+    /// handshake): opened during a drain, it hears of it too. Whether it is
+    /// still alive, for the caller to read what came with it.
+    pub(super) fn opened_and_alive(&mut self, id: ConnId) -> bool {
+        if self.env.draining.get() {
+            self.tell_drain(id);
+        }
+        self.table
+            .cores
+            .get(id)
+            .is_some_and(|c| c.st.phase() != Phase::Done)
     }
 
     /// Gives an outbound connection its handler and registers its socket.

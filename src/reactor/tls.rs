@@ -3,7 +3,7 @@
 
 use super::dispatch::deliver;
 use super::Reactor;
-use crate::conn::{ConnId, Flag, Phase, State};
+use crate::conn::{ConnId, Flag, State};
 use crate::handler::Handler;
 use crate::record::LifecycleEvent;
 use crate::transport::tls::{Handshake, TlsSession};
@@ -75,13 +75,7 @@ impl<H: Handler> Reactor<H> {
                 core.st.set(Flag::MORE_TO_READ, true);
                 table.note(id, LifecycleEvent::Opened);
                 deliver(handlers, table, env, id, "on_open", |h, c| h.on_open(c));
-                if self.env.draining.get() {
-                    self.tell_drain(id);
-                }
-                self.table
-                    .cores
-                    .get(id)
-                    .is_some_and(|c| c.st.phase() != Phase::Done)
+                self.opened_and_alive(id)
             }
         }
     }
