@@ -1,7 +1,14 @@
-//! [`Config`] and [`Keepalive`]: the reactor's settings, and their validation.
+//! [`Config`]: the reactor's settings, and their validation. The types of
+//! two of them, [`Keepalive`] and [`LingeringClose`], have files of their own.
 
 use std::io;
 use std::time::Duration;
+
+mod keepalive;
+mod lingering;
+
+pub use keepalive::Keepalive;
+pub use lingering::LingeringClose;
 
 /// The reactor's settings. `Default` plus chained setters, each taking and
 /// returning `Self`; [`Reactor::with_config`](crate::Reactor::with_config)
@@ -39,54 +46,6 @@ pub struct Config {
     pub(crate) close_latency: bool,
     pub(crate) tcp_info_at_close: bool,
     pub(crate) lingering_close: LingeringClose,
-}
-
-/// Whether a graceful [`Conn::close`](crate::Conn::close) waits for the
-/// peer's FIN before closing the socket: the policy nginx's
-/// `lingering_close` sets. See [`Config::lingering_close`].
-///
-/// Why wait at all: when a socket is closed with input unread, or input
-/// arrives after it is closed, the kernel answers with a reset, and a reset
-/// makes the peer's kernel throw away whatever it had received and not yet
-/// handed to the peer's program, such as the tail of our reply. Sending our
-/// FIN first (`shutdown`) and reading until the peer's FIN closes that
-/// window; it costs a `shutdown`, one more read, and holding the descriptor
-/// for a round trip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum LingeringClose {
-    /// Always: after the output, send our FIN and read (discarding) until
-    /// the peer's FIN or [`Config::close_timeout`]; only then close the
-    /// socket. No output is lost to a reset, whatever the peer sends. As
-    /// nginx's `lingering_close always`. The default.
-    #[default]
-    Always,
-    /// Only when input may be unread: if the connection's last read found
-    /// the socket empty (a short read, or `WouldBlock`) and no readable event
-    /// came since, the socket is closed as soon as the output is handed to
-    /// the kernel, which sends it and then our FIN; otherwise as
-    /// [`Always`](LingeringClose::Always). After the peer's FIN the wait is
-    /// skipped under either policy. A drain's closes always linger. As
-    /// nginx's `lingering_close on`, which lingers only when the client may
-    /// send more, with the socket's state in place of nginx's knowledge of
-    /// HTTP.
-    ///
-    /// **What it risks:** input the peer sends after that last read (a
-    /// pipelined request, a late byte, one already in flight) reaches a
-    /// closed socket and is answered with a reset, which can destroy output
-    /// of ours the peer had not read yet; and a reset or loss after the
-    /// close is not reported (`on_close` has already said `Local`). Use it
-    /// where the protocol says the peer sends nothing after the request it
-    /// is answered for (HTTP with `Connection: close` after a whole request,
-    /// a one-shot RPC). It saves the `shutdown`, a read and the round trip:
-    /// 5 syscalls per accepted connection the server closes first,
-    /// against 7 (BENCHMARKS.md, "Closing first").
-    ///
-    /// There is no counterpart of nginx's `lingering_close off` (never
-    /// wait): closing a socket with input unread makes the kernel send a
-    /// reset at once, which destroys whatever output is still in flight,
-    /// every time rather than by a race.
-    WhenUnread,
 }
 
 impl Default for Config {
@@ -556,109 +515,6 @@ pub(crate) fn validate_user_timeout(t: Duration) -> io::Result<()> {
         )));
     }
     Ok(())
-}
-
-/// TCP keepalive settings: `Keepalive::new(idle).interval(every).retries(n)`.
-///
-/// A peer that vanished while the connection was idle is reported as
-/// [`CloseReason::TimedOut`](crate::CloseReason::TimedOut) about
-/// `idle + interval * retries` after it went silent (the
-/// [`worst_case`](Keepalive::worst_case)).
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use hangup::Keepalive;
-///
-/// let k = Keepalive::new(Duration::from_secs(1)).interval(Duration::from_secs(1)).retries(3);
-/// assert_eq!(k.worst_case(), Duration::from_secs(4));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Keepalive {
-    idle: Duration,
-    interval: Duration,
-    retries: u32,
-}
-
-/// Linux's limits: `MAX_TCP_KEEPIDLE`, `MAX_TCP_KEEPINTVL`, `MAX_TCP_KEEPCNT`.
-const MAX_KEEPALIVE_SECS: u64 = 32_767;
-const MAX_KEEPALIVE_RETRIES: u32 = 127;
-
-impl Keepalive {
-    /// Probes start after `idle` without traffic. Defaults: `interval` = `idle`,
-    /// `retries` = 3.
-    pub fn new(idle: Duration) -> Self {
-        Keepalive {
-            idle,
-            interval: idle,
-            retries: 3,
-        }
-    }
-
-    /// Time between unanswered probes. Whole seconds, at least one.
-    pub fn interval(mut self, every: Duration) -> Self {
-        self.interval = every;
-        self
-    }
-
-    /// Unanswered probes before the connection is declared dead; 1 to 127.
-    ///
-    /// # Notes
-    ///
-    /// Not every OS can set the count; where it cannot, the system default applies.
-    pub fn retries(mut self, n: u32) -> Self {
-        self.retries = n;
-        self
-    }
-
-    /// The configured idle time.
-    pub fn get_idle(&self) -> Duration {
-        self.idle
-    }
-
-    /// The configured probe interval.
-    pub fn get_interval(&self) -> Duration {
-        self.interval
-    }
-
-    /// The configured probe count.
-    pub fn get_retries(&self) -> u32 {
-        self.retries
-    }
-
-    /// `idle + interval * retries`: how long after the peer went silent an idle
-    /// connection is reported as timed out, at worst.
-    pub fn worst_case(&self) -> Duration {
-        self.idle + self.interval * self.retries
-    }
-
-    fn validate(&self) -> io::Result<()> {
-        for (name, t) in [
-            ("keepalive idle", self.idle),
-            ("keepalive interval", self.interval),
-        ] {
-            if t < Duration::from_secs(1) {
-                return Err(invalid(&format!("{name} must be at least one second")));
-            }
-            if t.subsec_nanos() != 0 {
-                return Err(invalid(&format!(
-                    "{name} must be whole seconds (the kernel would truncate it)"
-                )));
-            }
-            if t.as_secs() > MAX_KEEPALIVE_SECS {
-                return Err(invalid(&format!(
-                    "{name} must be at most {MAX_KEEPALIVE_SECS} seconds"
-                )));
-            }
-        }
-        if self.retries == 0 || self.retries > MAX_KEEPALIVE_RETRIES {
-            return Err(invalid(&format!(
-                "keepalive retries must be 1 to {MAX_KEEPALIVE_RETRIES}"
-            )));
-        }
-        Ok(())
-    }
 }
 
 fn invalid(msg: &str) -> io::Error {
