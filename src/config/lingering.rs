@@ -2,7 +2,7 @@
 
 /// Whether a graceful [`Conn::close`](crate::Conn::close) waits for the
 /// peer's FIN before closing the socket: the policy nginx's
-/// `lingering_close` sets. See [`Config::lingering_close`].
+/// `lingering_close` sets. See [`Config::lingering_close`](crate::Config::lingering_close).
 ///
 /// Why wait at all: when a socket is closed with input unread, or input
 /// arrives after it is closed, the kernel answers with a reset, and a reset
@@ -15,7 +15,7 @@
 #[non_exhaustive]
 pub enum LingeringClose {
     /// Always: after the output, send our FIN and read (discarding) until
-    /// the peer's FIN or [`Config::close_timeout`]; only then close the
+    /// the peer's FIN or [`Config::close_timeout`](crate::Config::close_timeout); only then close the
     /// socket. No output is lost to a reset, whatever the peer sends. As
     /// nginx's `lingering_close always`. The default.
     #[default]
