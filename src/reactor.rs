@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use mio::{Events, Poll, Token, Waker};
 
+#[cfg(doc)]
+use crate::close::CloseReason;
 use crate::config::Config;
 use crate::conn::{Conn, ConnId, Env, Table};
 use crate::connect::Queue;
