@@ -3,7 +3,9 @@
 # figure against its target (the cost bars at the end):
 #   - peer closes first: a burst of N accepted, then all closed by the
 #     client (FIN, then again with RST): syscalls per connection (strace -c)
-#     and user-space instructions per connection (valgrind --tool=callgrind);
+#     and user-space instructions per connection (valgrind --tool=callgrind),
+#     also for "floor", the least a framework keeping hangup's promises does
+#     (benches/common/floor.rs);
 #   - server closes first: each client sends a request, the server answers
 #     and closes (hangup with Conn::close under each LingeringClose, raw mio
 #     and tokio with a plain write then close);
@@ -85,9 +87,9 @@ section() {
 }
 
 section "Peer closes first: a burst of N connections, all closed at once by the client's FIN; per connection = (N=$N2 minus N=$N1) / $D." \
-    fin "" hangup hangup+latency mio tokio
+    fin "" hangup hangup+latency floor mio tokio
 section "Peer closes first, by reset (the client's SO_LINGER 0)." \
-    rst "" hangup mio tokio
+    rst "" hangup floor mio tokio
 section "Server closes first: each client sends one request; the server answers it and closes (hangup: Conn::close under LingeringClose::Always, the default, and WhenUnread; raw mio and tokio: a plain write, then close). The client reads the answer to EOF, then closes." \
     req reply hangup hangup+when-unread mio tokio
 
@@ -171,6 +173,19 @@ bar syscalls "syscalls per connection, server closes first, LingeringClose::Alwa
 bar syscalls "syscalls per connection, server closes first, LingeringClose::WhenUnread" "${FIG[req/hangup+when-unread/sys]}" 5.05 "5 (a plain write-and-close: ${FIG[req/mio/sys]}; nginx: 6.1)"
 bar syscalls "syscalls per outbound connect" "${FIG[connect/hangup/sys]}" 6.05 "6 (tokio: ${FIG[connect/tokio/sys]})"
 bar reads "reads per echo request" "${FIG[echo/hangup/reads]}" 1.01 "1"
+echo
+# The floor (benches/common/floor.rs): a handler framework over mio that
+# keeps hangup's promises on this path (a handler per connection, callbacks
+# under catch_unwind, on_close exactly once with a typed reason, generation
+# ids, counts) and has none of its features. Not a bar: it splits hangup's
+# cost into what the promises take and what the features add unused.
+echo "What the promises cost, and what hangup's features add when unused (instructions per connection):"
+echo
+echo "| close | raw mio | floor (promises only) | hangup | floor / raw mio | hangup / floor |"
+echo "|---|---|---|---|---|---|"
+for kind in fin rst; do
+    echo "| $kind | ${FIG[$kind/mio/ins]} | ${FIG[$kind/floor/ins]} | ${FIG[$kind/hangup/ins]} | $(ratio "${FIG[$kind/floor/ins]}" "${FIG[$kind/mio/ins]}") | $(ratio "${FIG[$kind/hangup/ins]}" "${FIG[$kind/floor/ins]}") |"
+done
 echo
 if [ $MISSED = 1 ]; then
     echo "cost.sh: a bar was missed (STRICT=$STRICT)"

@@ -83,6 +83,9 @@ fn main() {
         "hangup+latency",
         Box::new(Hangup::with_config(latency, Mode::Quiet)),
     ));
+    // The floor: a framework keeping hangup's promises with none of its
+    // features (common/floor.rs), to show what the promises alone cost.
+    servers.push(("floor", make("floor", false)));
     // Warm-up: one pass of every case, not recorded.
     for case in &cases {
         for (_, s) in servers.iter_mut() {
@@ -112,8 +115,8 @@ fn main() {
         "Median of {rounds} interleaved rounds. Ratios to raw mio: for concurrent_closes \
          time / mio's time (lower is better); for churn rate / mio's rate (higher is better).\n"
     );
-    println!("| case | hangup | raw mio | tokio | hangup vs mio | tokio vs mio | hangup with close_latency vs mio |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| case | hangup | raw mio | tokio | hangup vs mio | tokio vs mio | hangup with close_latency vs mio | floor vs mio |");
+    println!("|---|---|---|---|---|---|---|---|");
     let mut plot: BTreeMap<(&str, bool), Vec<(usize, f64)>> = BTreeMap::new();
     for case in &cases {
         let per = samples.get_mut(&case.name()).unwrap();
@@ -136,7 +139,7 @@ fn main() {
             Case::Churn { .. } => med["mio"] / med[imp],
         };
         println!(
-            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} |",
             case.name(),
             cell("hangup"),
             cell("mio"),
@@ -144,6 +147,7 @@ fn main() {
             ratio("hangup"),
             ratio("tokio"),
             ratio("hangup+latency"),
+            ratio("floor"),
         );
         if let Case::Closes { n, reset } = case {
             for imp in IMPLS {

@@ -18,6 +18,9 @@ use std::time::Duration;
 
 use hangup::{CloseReason, Config, Conn, Handler, Reactor};
 
+mod floor;
+pub use floor::FloorServer;
+
 pub const IMPLS: [&str; 3] = ["hangup", "mio", "tokio"];
 
 /// A server under test. Single-threaded; driven by the caller.
@@ -70,6 +73,12 @@ pub fn make_mode(name: &str, mode: Mode) -> Box<dyn Server> {
         )),
         "mio" => Box::new(RawMio::new(echo)),
         "tokio" => Box::new(Tokio::new(echo)),
+        // The least a handler framework keeping hangup's promises does
+        // (floor.rs): reads and discards only.
+        "floor" => {
+            assert_eq!(echo, Mode::Quiet, "the floor serves the Quiet mode only");
+            Box::new(FloorServer::new())
+        }
         other => panic!("unknown implementation {other}"),
     }
 }
