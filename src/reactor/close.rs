@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::{guarded, open_spare, Reactor};
 
 use crate::close::CloseReason;
-use crate::conn::{ConnId, Flag};
+use crate::conn::{ConnId, Core, Flag};
 use crate::counters::{CloseKind, Side};
 use crate::handler::Handler;
 use crate::record::{CloseDetail, CloseRecord, LifecycleEvent};
@@ -51,11 +51,17 @@ impl<H: Handler> Reactor<H> {
 
     /// Closes the socket and calls `on_close`, exactly once.
     pub(super) fn finish(&mut self, id: ConnId) {
-        let Some(mut core) = self.table.cores.remove(id) else {
+        let Some(core) = self.table.cores.remove(id) else {
             return;
         };
         #[cfg(feature = "tls")]
         self.table.tls_finish(id, &core);
+        let Core {
+            stream,
+            peer,
+            mut st,
+            out,
+        } = core;
         // Also clears a fired mark: a timer of this connection that came due
         // in a batch still being delivered must not reach whoever takes
         // the slot next.
@@ -67,15 +73,14 @@ impl<H: Handler> Reactor<H> {
         }
         // A reset when asked for, and whenever output we queued was never
         // sent: the peer must not take partial data for all of it.
-        let unsent_bytes = core.pending() as u64;
+        let unsent_bytes = out.as_ref().map_or(0, |o| o.pending()) as u64;
+        drop(out);
         let unsent = unsent_bytes > 0;
-        let phase = core.st.end_phase();
-        let core_peer = core.peer;
+        let phase = st.end_phase();
         // Before the descriptor closes: what the kernel knew, if asked.
-        let tcp = !core.peer.is_unix();
-        let tcp_info = if tcp && (core.st.has(Flag::TCP_INFO) || self.env.config.tcp_info_at_close)
-        {
-            sys::tcp_info(core.stream.as_fd())
+        let tcp = !peer.is_unix();
+        let tcp_info = if tcp && (st.has(Flag::TCP_INFO) || self.env.config.tcp_info_at_close) {
+            sys::tcp_info(stream.as_fd())
                 .map_err(|e| log::debug!("conn {id}: TCP_INFO: {e}"))
                 .ok()
         } else {
@@ -83,18 +88,18 @@ impl<H: Handler> Reactor<H> {
         };
         // AF_UNIX has no reset to send: its peer sees ECONNRESET only if
         // data it sent stays unread here, which closing leaves as it is.
-        if tcp && (core.st.has(Flag::ABORTIVE) || unsent) {
-            if let Err(e) = sys::set_abortive(&core.stream.sock_ref()) {
+        if tcp && (st.has(Flag::ABORTIVE) || unsent) {
+            if let Err(e) = sys::set_abortive(&stream.sock_ref()) {
                 log::debug!("conn {id}: SO_LINGER 0 failed: {e}");
             }
         }
-        let reason = core.st.take_reason();
-        log::debug!("conn {id}: closed ({reason}) peer {}", core.peer);
+        let reason = st.take_reason();
+        log::debug!("conn {id}: closed ({reason}) peer {peer}");
         if let Some(drain) = self.drain.as_mut() {
             drain.count(&reason);
         }
         // Closing the descriptor removes it from epoll: no deregister call.
-        drop(core);
+        drop(stream);
         if self.spare_fd.is_none() && !self.listeners.is_empty() {
             // The spare was lost to a race for the descriptor it gave back:
             // the one just freed replaces it.
@@ -114,7 +119,7 @@ impl<H: Handler> Reactor<H> {
             }
             let record = CloseRecord {
                 id,
-                peer: core_peer,
+                peer,
                 kind,
                 errno: reason.raw_os_error(),
                 side: Side::of(&reason),
