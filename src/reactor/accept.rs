@@ -9,7 +9,7 @@ use mio::{Interest, Token};
 
 use super::{guarded, open_spare, tcp_factory, Factory, Listener, Reactor, ACCEPT_RETRY};
 use crate::close::CloseReason;
-use crate::conn::{ticks, Conn, ConnId, Core, State, LISTENER_BIT};
+use crate::conn::{ticks, Conn, Core, State, LISTENER_BIT};
 use crate::error::{named, NotTcp};
 use crate::handler::Handler;
 use crate::record::LifecycleEvent;
@@ -505,13 +505,13 @@ impl<H: Handler> Reactor<H> {
 
     /// Opens an accepted connection with listener `li`'s factory, or the
     /// adopt factory for `None`: options, registration, handler, `on_open`.
-    /// Its id, unless it was turned away.
-    fn open(&mut self, li: Option<usize>, stream: Stream, peer: Peer) -> Option<ConnId> {
+    #[inline(always)]
+    fn open(&mut self, li: Option<usize>, stream: Stream, peer: Peer) {
         if self.socket_options && !peer.is_unix() {
             if let Err(e) = sys::apply_socket_options(&stream.sock_ref(), &self.env.config) {
                 log::warn!("turning {peer} away: setting socket options failed: {e}");
                 self.counters.rejected_other += 1;
-                return None;
+                return;
             }
         }
         #[cfg(feature = "tls")]
@@ -520,7 +520,7 @@ impl<H: Handler> Reactor<H> {
             Err(e) => {
                 log::warn!("turning {peer} away: no TLS session: {e}");
                 self.counters.rejected_other += 1;
-                return None;
+                return;
             }
         };
         #[cfg(feature = "tls")]
@@ -556,7 +556,7 @@ impl<H: Handler> Reactor<H> {
             log::warn!("turning {peer} away: register failed: {e}");
             self.counters.rejected_other += 1;
             self.table.cores.remove(id);
-            return None;
+            return;
         }
         let factory = match li {
             Some(li) => &mut self.listeners[li].factory,
@@ -566,7 +566,7 @@ impl<H: Handler> Reactor<H> {
             self.counters.rejected_factory += 1;
             // Closing the socket also takes it out of epoll.
             self.table.cores.remove(id);
-            return None;
+            return;
         };
         #[cfg(feature = "tls")]
         if let Some(session) = session {
@@ -598,7 +598,6 @@ impl<H: Handler> Reactor<H> {
             // a group's acceptor from its backlog: served, and told of it.
             self.joined_drain(id);
         }
-        Some(id)
     }
 }
 

@@ -84,6 +84,7 @@ pub(super) fn write_ready<H: Handler>(
 
 /// Reads until the socket is drained, the per-turn budget is spent, or the
 /// connection ends, delivering each chunk to `on_data`.
+#[inline(always)]
 pub(super) fn read_ready<H: Handler>(
     handlers: &mut [Option<H>],
     table: &mut Table,
