@@ -288,6 +288,9 @@ pub(crate) struct Table {
     /// Outbound connects started during a callback: their handlers wait in
     /// the [`Connector`](crate::Connector)'s queue and are attached after it.
     pub(crate) started: Vec<ConnId>,
+    /// `touched` or `started` may have entries: what the reactor tests after
+    /// every callback, one flag where two lists would be two tests.
+    pub(crate) after_work: bool,
     /// The handlers' own timers ([`Conn::set_timer`]), keyed by slot.
     pub(crate) timers: Wheel,
     /// Bytes read from peers, and taken by the kernel from our output,
@@ -311,6 +314,7 @@ impl Table {
             cores: Slots::with_capacity(cap),
             touched: Vec::new(),
             started: Vec::new(),
+            after_work: false,
             timers: Wheel::new(),
             bytes_in: 0,
             bytes_out: 0,
@@ -329,6 +333,7 @@ impl Table {
     pub(crate) fn reach<'t>(&'t mut self, id: ConnId, env: &'t Env) -> Option<Conn<'t>> {
         self.cores.get_foreign(id)?;
         self.touched.push(id);
+        self.after_work = true;
         Some(Conn {
             id,
             table: self,
@@ -423,6 +428,7 @@ impl Table {
         }
         log::trace!("conn {id}: connecting to {to}");
         self.started.push(id);
+        self.after_work = true;
         id
     }
 }

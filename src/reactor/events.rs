@@ -147,7 +147,7 @@ impl<H: Handler> Reactor<H> {
 
     #[inline]
     pub(super) fn after_callbacks_if_any(&mut self) {
-        if !self.table.touched.is_empty() || !self.table.started.is_empty() {
+        if self.table.after_work {
             self.after_callbacks();
         }
     }
@@ -164,6 +164,9 @@ impl<H: Handler> Reactor<H> {
                 }
             }
             let Some(id) = self.table.touched.pop() else {
+                // A callback in the last settle may have started a connect:
+                // it is attached after the next callback.
+                self.table.after_work = !self.table.started.is_empty();
                 return;
             };
             self.settle(id);
