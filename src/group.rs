@@ -267,7 +267,7 @@ impl Group {
         // Worker 0 holds the socket file: removed when its listener goes.
         feeds.insert(0, Feed::Unix(owner));
         let group = launch(feeds, None, config, move |i| {
-            Box::new(maker(i)) as crate::reactor::Factory<H>
+            crate::reactor::peer_factory(maker(i))
         })?;
         log::debug!("group of {workers} workers on unix:{at}, {balance:?}");
         Ok(group)

@@ -57,11 +57,18 @@ const MAX_RESERVED_SLOTS: usize = 65_536;
 /// spare descriptor could turn peers away.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
-pub(crate) type Factory<H> = Box<dyn FnMut(Peer) -> H>;
+/// Makes a handler for an accepted peer. Takes the peer by reference: the
+/// accept path passes a pointer rather than a copy of the address.
+pub(crate) type Factory<H> = Box<dyn FnMut(&Peer) -> H>;
 
-/// A TCP listener's factory, taking a [`Peer`].
+/// A TCP listener's factory, from one taking the peer's address.
 pub(crate) fn tcp_factory<H, F: FnMut(SocketAddr) -> H + 'static>(mut f: F) -> Factory<H> {
-    Box::new(move |p: Peer| f(p.addr_or_unspecified()))
+    Box::new(move |p: &Peer| f(p.addr_or_unspecified()))
+}
+
+/// A Unix-domain listener's factory, from one taking a [`Peer`].
+pub(crate) fn peer_factory<H, F: FnMut(Peer) -> H + 'static>(mut f: F) -> Factory<H> {
+    Box::new(move |p: &Peer| f(*p))
 }
 
 struct Listener<H> {

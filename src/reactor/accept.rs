@@ -7,7 +7,9 @@ use std::path::Path;
 
 use mio::{Interest, Token};
 
-use super::{guarded, open_spare, tcp_factory, Factory, Listener, Reactor, ACCEPT_RETRY};
+use super::{
+    guarded, open_spare, peer_factory, tcp_factory, Factory, Listener, Reactor, ACCEPT_RETRY,
+};
 use crate::close::CloseReason;
 use crate::conn::{ticks, Conn, Core, State, LISTENER_BIT};
 use crate::error::{named, NotTcp};
@@ -182,7 +184,7 @@ impl<H: Handler> Reactor<H> {
         let path = path.as_ref();
         self.hold_spare(&format!("unix:{}", unix::display(path)))?;
         let sock = unix::bind(path, options, self.env.config.listen_backlog)?;
-        self.listen_unix_adopted(sock, Box::new(factory))
+        self.listen_unix_adopted(sock, peer_factory(factory))
     }
 
     /// Listens on a Unix listener made here (a group's worker).
@@ -272,7 +274,7 @@ impl<H: Handler> Reactor<H> {
         F: FnMut(Peer) -> H + 'static,
     {
         let sock = unix::UnixListener::adopt(listener)?;
-        self.listen_unix_adopted(sock, Box::new(factory))
+        self.listen_unix_adopted(sock, peer_factory(factory))
     }
 
     /// Hands out this reactor's TCP listening sockets without closing them,
@@ -562,7 +564,7 @@ impl<H: Handler> Reactor<H> {
             Some(li) => &mut self.listeners[li].factory,
             None => self.adopt_factory.as_mut().expect("checked by adopt"),
         };
-        let Some(mut handler) = guarded("the factory", id, || factory(peer)) else {
+        let Some(mut handler) = guarded("the factory", id, || factory(&peer)) else {
             self.counters.rejected_factory += 1;
             // Closing the socket also takes it out of epoll.
             self.table.cores.remove(id);
