@@ -16,6 +16,15 @@ pub fn median(v: &mut [f64]) -> f64 {
     }
 }
 
+/// The lower quartile, median and upper quartile of `v` (sorted in place;
+/// each the nearest sample, no interpolation, but the median of an even
+/// count, which is the mean of the middle two).
+pub fn quartiles(v: &mut [f64]) -> (f64, f64, f64) {
+    let med = median(v);
+    let at = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+    (at(0.25), med, at(0.75))
+}
+
 /// How many interleaved rounds to run: `HANGUP_ROUNDS`, else `default`.
 pub fn rounds(default: usize) -> usize {
     std::env::var("HANGUP_ROUNDS")

@@ -13,7 +13,7 @@
 
 mod common;
 
-use hangup_benches::{median, rounds};
+use hangup_benches::{median, quartiles, rounds};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -118,8 +118,31 @@ fn main() {
     println!("| case | hangup | raw mio | tokio | hangup vs mio | tokio vs mio | hangup with close_latency vs mio | floor vs mio |");
     println!("|---|---|---|---|---|---|---|---|");
     let mut plot: BTreeMap<(&str, bool), Vec<(usize, f64)>> = BTreeMap::new();
+    let mut paired_rows = Vec::new();
     for case in &cases {
         let per = samples.get_mut(&case.name()).unwrap();
+        // Each round's ratio to raw mio's time in the same round, before
+        // the medians below sort the samples.
+        let paired = |imp: &str| {
+            let mut r: Vec<f64> = per[imp]
+                .iter()
+                .zip(&per["mio"])
+                .map(|(t, m)| match case {
+                    Case::Closes { .. } => t / m,
+                    Case::Churn { .. } => m / t,
+                })
+                .collect();
+            let (lo, med, hi) = quartiles(&mut r);
+            format!("{med:.3} [{lo:.3}, {hi:.3}]")
+        };
+        paired_rows.push(format!(
+            "| {} | {} | {} | {} | {} |",
+            case.name(),
+            paired("hangup"),
+            paired("tokio"),
+            paired("hangup+latency"),
+            paired("floor"),
+        ));
         let mut med = BTreeMap::new();
         for (imp, v) in per.iter_mut() {
             med.insert(*imp, median(v));
@@ -156,6 +179,18 @@ fn main() {
                     .push((*n, count / med[imp]));
             }
         }
+    }
+    println!(
+        "\nThe same rounds, paired: each round's ratio to raw mio's time in that \
+         round; median [lower quartile, upper quartile] of the {rounds} ratios. \
+         The quartiles show how far one run's ratio can move.\n"
+    );
+    println!(
+        "| case | hangup vs mio | tokio vs mio | hangup with close_latency vs mio | floor vs mio |"
+    );
+    println!("|---|---|---|---|---|");
+    for row in &paired_rows {
+        println!("{row}");
     }
     let svg = svg_plot(&plot);
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/hangup-bench");
