@@ -36,7 +36,7 @@ use std::time::Duration;
 
 use hangup::CloseReason;
 
-use super::{std_listener, Server, BACKLOG};
+use super::{mio_listening, Server, LISTENER};
 
 /// The floor's handler trait: hangup's callbacks, with a smaller view.
 pub trait FloorHandler {
@@ -73,7 +73,6 @@ struct Slot<H> {
 
 /// Bits of the token that hold the slot index; the generation is above.
 const INDEX_BITS: u32 = 32;
-const LISTENER: mio::Token = mio::Token(usize::MAX);
 
 #[derive(Default)]
 struct Counts {
@@ -102,12 +101,7 @@ fn guarded<R>(f: impl FnOnce() -> R) -> Option<R> {
 
 impl<H: FloorHandler> Floor<H> {
     pub fn new(factory: impl FnMut(SocketAddr) -> H + 'static) -> Floor<H> {
-        let poll = mio::Poll::new().unwrap();
-        let mut listener = mio::net::TcpListener::from_std(std_listener(BACKLOG));
-        let addr = listener.local_addr().unwrap();
-        poll.registry()
-            .register(&mut listener, LISTENER, mio::Interest::READABLE)
-            .unwrap();
+        let (poll, listener, addr) = mio_listening();
         Floor {
             poll,
             events: mio::Events::with_capacity(1024),

@@ -213,14 +213,21 @@ pub struct RawMio {
 
 const LISTENER: mio::Token = mio::Token(usize::MAX);
 
+/// A `Poll` with a listener on loopback registered under [`LISTENER`], and
+/// the listener's address: how the mio loops here (raw mio, the floor) start.
+fn mio_listening() -> (mio::Poll, mio::net::TcpListener, SocketAddr) {
+    let poll = mio::Poll::new().unwrap();
+    let mut listener = mio::net::TcpListener::from_std(std_listener(BACKLOG));
+    let addr = listener.local_addr().unwrap();
+    poll.registry()
+        .register(&mut listener, LISTENER, mio::Interest::READABLE)
+        .unwrap();
+    (poll, listener, addr)
+}
+
 impl RawMio {
     pub fn new(echo: Mode) -> RawMio {
-        let poll = mio::Poll::new().unwrap();
-        let mut listener = mio::net::TcpListener::from_std(std_listener(BACKLOG));
-        let addr = listener.local_addr().unwrap();
-        poll.registry()
-            .register(&mut listener, LISTENER, mio::Interest::READABLE)
-            .unwrap();
+        let (poll, listener, addr) = mio_listening();
         RawMio {
             poll,
             events: mio::Events::with_capacity(1024),
