@@ -487,7 +487,7 @@ impl Config {
 
     /// The largest [`max_connections`](Config::max_connections): what a
     /// [`ConnId`](crate::ConnId) can index on this platform.
-    pub const MAX_CONNECTIONS: usize = crate::conn::MAX_SLOTS;
+    pub const MAX_CONNECTIONS: usize = crate::id::MAX_SLOTS;
 
     /// The largest [`events_capacity`](Config::events_capacity): Linux's
     /// `epoll_wait` rejects more than `INT_MAX / sizeof(struct epoll_event)`.

@@ -1,4 +1,4 @@
-//! Connections: [`ConnId`], the generational slot allocator, the pure
+//! Connections: the generational slot allocator, the pure
 //! per-connection state machine, the table of every connection's socket-side
 //! data, and the borrowed [`Conn`] view handlers get.
 
@@ -24,8 +24,9 @@ mod view;
 #[cfg(feature = "tls")]
 pub(crate) use tls::tls_read;
 
-pub use slots::ConnId;
-pub(crate) use slots::{Slots, LISTENER_BIT, MAX_SLOTS};
+pub use crate::id::ConnId;
+pub(crate) use crate::id::LISTENER_BIT;
+pub(crate) use slots::Slots;
 pub(crate) use state::{ticks, Action, Flag, Phase, State};
 pub use view::Conn;
 

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::config::Config;
-use crate::conn::ConnId;
 use crate::handle::Handle;
 use crate::handler::Handler;
+use crate::id::ConnId;
 use crate::reactor::{tcp_factory, DrainReport, Reactor};
 use crate::transport::{Peer, UnixListenOptions};
 

@@ -9,8 +9,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::conn::ConnId;
 use crate::counters::{CloseKind, Side};
+use crate::id::ConnId;
 
 /// The phase a connection ended in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
