@@ -3,6 +3,7 @@
 //! reach any connection by id, set and cancel reactor timers, read the
 //! counts. And [`TimerId`], the reactor timers' ids, and their table.
 
+use std::any::TypeId;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -33,6 +34,103 @@ impl fmt::Debug for TimerId {
 impl fmt::Display for TimerId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "timer {}", self.0)
+    }
+}
+
+/// A closure sent to run on the reactor's thread ([`Handle::run`]).
+pub(crate) type Task<H> = Box<dyn FnOnce(&mut Ctx<'_, H>) + Send>;
+
+/// The methods of [`Handle`] that run code on the reactor's thread with a
+/// [`Ctx`]: here, beside `Ctx`, so that `handle.rs` needs neither it nor
+/// the handler's type.
+impl Handle {
+    /// Runs `f` on the reactor's thread, with a [`Ctx`]: from any thread,
+    /// in order with this handle's other commands (`write`, `close`, ...),
+    /// and with the commands of other threads in the order they were
+    /// queued. `H` is the reactor's handler type.
+    ///
+    /// A task queued before the reactor stopped still runs (its connects
+    /// are refused, and [`Ctx::connect_or_report`] reports that to the
+    /// handler); one asked for after is refused here.
+    ///
+    /// # Errors
+    ///
+    /// - `ErrorKind::NotConnected`: the reactor has stopped
+    ///   ([`is_shutdown`](Handle::is_shutdown)); `f` is dropped;
+    /// - `ErrorKind::InvalidInput`: the reactor's handlers are not of type
+    ///   `H`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hangup::{CloseReason, Conn, Handler, Reactor};
+    ///
+    /// struct Quiet;
+    /// impl Handler for Quiet {
+    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
+    ///     fn on_close(&mut self, _: CloseReason) {}
+    /// }
+    ///
+    /// let mut reactor = Reactor::<Quiet>::new()?;
+    /// let handle = reactor.handle();
+    /// std::thread::spawn(move || {
+    ///     handle
+    ///         .run(|ctx: &mut hangup::Ctx<'_, Quiet>| {
+    ///             println!("{} open", ctx.stats().connections);
+    ///             ctx.handle().shutdown();
+    ///         })
+    ///         .unwrap();
+    /// });
+    /// reactor.run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn run<H: Handler>(
+        &self,
+        f: impl FnOnce(&mut Ctx<'_, H>) + Send + 'static,
+    ) -> io::Result<()> {
+        let task: Task<H> = Box::new(f);
+        self.push_task(
+            (TypeId::of::<H>(), std::any::type_name::<H>()),
+            Box::new(task),
+        )
+    }
+
+    /// Opens a connection from any thread: on the reactor's thread, `make`
+    /// builds the handler and the connect starts, with the contract of
+    /// [`Reactor::connect`](crate::Reactor::connect): `on_open` once
+    /// connected, or only `on_close(ConnectFailed(e))`, also when no socket
+    /// could be made or the reactor stopped before it got to it.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Handle::run): the reactor has stopped (nothing was made),
+    /// or its handlers are not of type `H`.
+    pub fn connect<H: Handler>(
+        &self,
+        addr: std::net::SocketAddr,
+        make: impl FnOnce() -> H + Send + 'static,
+    ) -> io::Result<()> {
+        self.run(move |ctx: &mut Ctx<'_, H>| {
+            ctx.connect_or_report(addr, make());
+        })
+    }
+
+    /// [`connect`](Handle::connect) to the Unix domain socket at `path`
+    /// (see [`Reactor::connect_unix`](crate::Reactor::connect_unix)), with
+    /// the same contract.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Handle::connect).
+    pub fn connect_unix<H: Handler>(
+        &self,
+        path: impl Into<std::path::PathBuf>,
+        make: impl FnOnce() -> H + Send + 'static,
+    ) -> io::Result<()> {
+        let path = path.into();
+        self.run(move |ctx: &mut Ctx<'_, H>| {
+            ctx.connect_unix_or_report(&path, make());
+        })
     }
 }
 

@@ -7,10 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::conn::ConnId;
 use crate::counters::{Counters, Published};
-use crate::ctx::Ctx;
-use crate::handler::Handler;
+use crate::id::ConnId;
 use crate::latency::{Latency, Recorder};
 
 const NO_DRAIN: u64 = u64::MAX;
@@ -23,12 +21,9 @@ pub(crate) enum Command {
     ShutdownWrite(ConnId),
     /// A connection accepted elsewhere (a group's hand-off acceptor).
     Adopt(std::net::TcpStream, std::net::SocketAddr),
-    /// A [`Task`] of the reactor's handler type, boxed as `Any`.
+    /// A task of the reactor's handler type ([`Handle::run`]), boxed as `Any`.
     Task(Box<dyn Any + Send>),
 }
-
-/// A closure sent to run on the reactor's thread ([`Handle::run`]).
-pub(crate) type Task<H> = Box<dyn FnOnce(&mut Ctx<'_, H>) + Send>;
 
 /// A reactor's counts, published once per turn: readable from any thread
 /// with [`Handle::stats`], and from the reactor with
@@ -226,62 +221,24 @@ impl Handle {
         std::mem::take(&mut *q)
     }
 
-    /// Runs `f` on the reactor's thread, with a [`Ctx`]: from any thread,
-    /// in order with this handle's other commands (`write`, `close`, ...),
-    /// and with the commands of other threads in the order they were
-    /// queued. `H` is the reactor's handler type.
-    ///
-    /// A task queued before the reactor stopped still runs (its connects
-    /// are refused, and [`Ctx::connect_or_report`] reports that to the
-    /// handler); one asked for after is refused here.
-    ///
-    /// # Errors
-    ///
-    /// - `ErrorKind::NotConnected`: the reactor has stopped
-    ///   ([`is_shutdown`](Handle::is_shutdown)); `f` is dropped;
-    /// - `ErrorKind::InvalidInput`: the reactor's handlers are not of type
-    ///   `H`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use hangup::{CloseReason, Conn, Handler, Reactor};
-    ///
-    /// struct Quiet;
-    /// impl Handler for Quiet {
-    ///     fn on_data(&mut self, _: &mut Conn<'_>, _: &[u8]) {}
-    ///     fn on_close(&mut self, _: CloseReason) {}
-    /// }
-    ///
-    /// let mut reactor = Reactor::<Quiet>::new()?;
-    /// let handle = reactor.handle();
-    /// std::thread::spawn(move || {
-    ///     handle
-    ///         .run(|ctx: &mut hangup::Ctx<'_, Quiet>| {
-    ///             println!("{} open", ctx.stats().connections);
-    ///             ctx.handle().shutdown();
-    ///         })
-    ///         .unwrap();
-    /// });
-    /// reactor.run()?;
-    /// # Ok::<(), std::io::Error>(())
-    /// ```
-    pub fn run<H: Handler>(
+    /// Queues a task ([`Handle::run`], in `ctx.rs`, where the handler type
+    /// is known) for a reactor whose handlers are of type `handler`.
+    pub(crate) fn push_task(
         &self,
-        f: impl FnOnce(&mut Ctx<'_, H>) + Send + 'static,
+        handler: (TypeId, &'static str),
+        task: Box<dyn Any + Send>,
     ) -> io::Result<()> {
         let (id, name) = self.shared.handler_type;
-        if TypeId::of::<H>() != id {
+        if handler.0 != id {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!(
                     "Handle::run: the reactor's handlers are {name}, not {}",
-                    std::any::type_name::<H>()
+                    handler.1
                 ),
             ));
         }
-        let task: Task<H> = Box::new(f);
-        if self.push(Command::Task(Box::new(task))) {
+        if self.push(Command::Task(task)) {
             Ok(())
         } else {
             Err(io::Error::new(
@@ -289,44 +246,6 @@ impl Handle {
                 "Handle::run: the reactor has stopped",
             ))
         }
-    }
-
-    /// Opens a connection from any thread: on the reactor's thread, `make`
-    /// builds the handler and the connect starts, with the contract of
-    /// [`Reactor::connect`](crate::Reactor::connect): `on_open` once
-    /// connected, or only `on_close(ConnectFailed(e))`, also when no socket
-    /// could be made or the reactor stopped before it got to it.
-    ///
-    /// # Errors
-    ///
-    /// As [`run`](Handle::run): the reactor has stopped (nothing was made),
-    /// or its handlers are not of type `H`.
-    pub fn connect<H: Handler>(
-        &self,
-        addr: std::net::SocketAddr,
-        make: impl FnOnce() -> H + Send + 'static,
-    ) -> io::Result<()> {
-        self.run(move |ctx: &mut Ctx<'_, H>| {
-            ctx.connect_or_report(addr, make());
-        })
-    }
-
-    /// [`connect`](Handle::connect) to the Unix domain socket at `path`
-    /// (see [`Reactor::connect_unix`](crate::Reactor::connect_unix)), with
-    /// the same contract.
-    ///
-    /// # Errors
-    ///
-    /// As [`connect`](Handle::connect).
-    pub fn connect_unix<H: Handler>(
-        &self,
-        path: impl Into<std::path::PathBuf>,
-        make: impl FnOnce() -> H + Send + 'static,
-    ) -> io::Result<()> {
-        let path = path.into();
-        self.run(move |ctx: &mut Ctx<'_, H>| {
-            ctx.connect_unix_or_report(&path, make());
-        })
     }
 
     /// A thread that hands connections to this reactor starts.

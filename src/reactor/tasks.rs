@@ -6,8 +6,8 @@ use std::any::Any;
 use std::time::Duration;
 
 use super::{guarded, Reactor};
-use crate::ctx::{Ctx, TimerId};
-use crate::handle::{Command, Task};
+use crate::ctx::{Ctx, Task, TimerId};
+use crate::handle::Command;
 use crate::handler::Handler;
 
 impl<H: Handler> Reactor<H> {
