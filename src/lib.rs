@@ -271,6 +271,16 @@
 #![deny(missing_docs, missing_debug_implementations)]
 #![doc(test(attr(deny(warnings))))]
 
+// Modules, from the leaves up; each imports only those on its own line or
+// above (the one exception: the `Handler` trait and `Ctx`, its context,
+// name each other):
+//   id, clock, timer, error, config
+//   sys (config); close (sys); transport (close, sys, error)
+//   counters (close); latency (counters); record (id, counters)
+//   handle (id, counters, latency)
+//   conn (all of the above); connect (conn, transport)
+//   handler, ctx (conn, connect, handle, ...)
+//   reactor; then group, export, activation (reactor)
 #[cfg(feature = "activation")]
 pub mod activation;
 mod clock;
