@@ -29,6 +29,9 @@ use std::io;
 use super::state::{Action, Flag, Phase, State};
 use crate::close::{reason_from_error, CloseReason};
 
+mod reference;
+use reference::{Model, Start};
+
 /// `Config::close_timeout`, in ticks.
 const CLOSE: u64 = 100;
 /// `Config::connect_timeout`, in ticks (as the reactor arms it).
@@ -109,146 +112,6 @@ fn gen_step(rng: &mut fastrand::Rng) -> Step {
         15..=17 => Step::Advance(rng.u64(1..=120)),
         18 => Step::Panic,
         _ => Step::Shutdown,
-    }
-}
-
-/// How a sequence's connection starts: open (accepted), connecting (an
-/// outbound connect), or handshaking (TLS: the handshake under way, the
-/// handshake timeout armed).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Start {
-    Open,
-    Connecting,
-    Handshaking,
-}
-
-/// The reference model: what should happen, written plainly.
-#[derive(Debug)]
-struct Model {
-    phase: Phase,
-    pending: usize,
-    peer_fin: bool,
-    paused: bool,
-    deadline: u64,
-    idle_ms: u32,
-    idle_at: u64,
-    close_at: u64,
-    connect_at: u64,
-    fin_pending: bool,
-    write_closed: bool,
-    cause: Option<CloseReason>,
-    abortive: bool,
-    /// A TLS handshake (not a TCP connect) is what Connecting waits for.
-    tls: bool,
-    /// `LingeringClose::WhenUnread`: the last read found the socket empty
-    /// and no input came since; a close need not wait for the peer's FIN.
-    input_drained: bool,
-}
-
-impl Model {
-    fn new(start: Start) -> Model {
-        let connecting = start != Start::Open;
-        Model {
-            tls: start == Start::Handshaking,
-            phase: if connecting {
-                Phase::Connecting
-            } else {
-                Phase::Open
-            },
-            connect_at: if connecting { CONNECT } else { 0 },
-            fin_pending: false,
-            write_closed: false,
-            pending: 0,
-            peer_fin: false,
-            paused: false,
-            deadline: 0,
-            idle_ms: 0,
-            idle_at: 0,
-            close_at: 0,
-            cause: None,
-            abortive: false,
-            input_drained: false,
-        }
-    }
-
-    fn first(&mut self, r: CloseReason) {
-        if self.cause.is_none() {
-            self.cause = Some(r);
-        }
-    }
-
-    fn end(&mut self, r: CloseReason) {
-        let panicked = matches!(self.cause, Some(CloseReason::Panicked));
-        match self.phase {
-            Phase::Done => {}
-            _ if matches!(r, CloseReason::Panicked) => self.cause = Some(r),
-            Phase::Flushing if !panicked => self.cause = Some(r),
-            _ => self.first(r),
-        }
-        self.phase = Phase::Done;
-    }
-
-    fn readable(&self) -> bool {
-        match self.phase {
-            Phase::Open => !self.paused && !self.peer_fin,
-            Phase::Flushing | Phase::Draining => !self.peer_fin,
-            Phase::Connecting | Phase::Done => false,
-        }
-    }
-
-    fn accepts_writes(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::Connecting)
-            && !self.fin_pending
-            && !self.write_closed
-    }
-
-    /// `close()`, as specified.
-    fn close(&mut self, now: u64) {
-        match self.phase {
-            Phase::Connecting => {
-                self.first(CloseReason::Local);
-                self.phase = Phase::Done;
-            }
-            Phase::Open => {
-                self.first(CloseReason::Local);
-                self.paused = false;
-                self.fin_pending = false;
-                self.idle_at = 0;
-                self.deadline = 0;
-                if self.pending == 0 && (self.peer_fin || self.input_drained) {
-                    self.phase = Phase::Done;
-                } else {
-                    self.close_at = now + CLOSE;
-                    self.phase = if self.pending > 0 {
-                        Phase::Flushing
-                    } else {
-                        Phase::Draining
-                    };
-                }
-            }
-            _ => {}
-        }
-    }
-
-    /// Everything queued went out while open: a FIN asked for goes now.
-    fn drained(&mut self) {
-        if self.phase == Phase::Open && self.fin_pending {
-            self.fin_pending = false;
-            self.write_closed = true;
-        }
-    }
-
-    fn next_timer(&self) -> u64 {
-        match self.phase {
-            Phase::Open => [self.idle_at, self.deadline]
-                .into_iter()
-                .filter(|&t| t != 0)
-                .min()
-                .unwrap_or(0),
-            Phase::Flushing | Phase::Draining => self.close_at,
-            Phase::Connecting => self.connect_at,
-            Phase::Done => 0,
-        }
     }
 }
 
